@@ -1,0 +1,1 @@
+# Runtime helpers (checkpoint safety, hooks). Imported by `import mmfapn`.

@@ -1,0 +1,1 @@
+# decode heads (mmseg); each module registers itself on import

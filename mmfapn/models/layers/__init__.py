@@ -1,0 +1,4 @@
+from .fam import FeatureAlignModule
+from .fsm import FeatureSelectionModule
+
+__all__ = ['FeatureSelectionModule', 'FeatureAlignModule']

@@ -1,0 +1,118 @@
+"""Feature alignment module (FAM): aligns the upsampled coarse map to the
+lateral before fusion with a guided modulated deformable conv."""
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from mmcv.cnn import ConvModule
+from mmengine.model import BaseModule
+from mmengine.model.weight_init import caffe2_xavier_init
+from torch import Tensor
+
+from mmfapn.ops import GuidedModulatedDeformConv2d
+from mmfapn.registry import register_model
+
+
+@register_model
+class FeatureAlignModule(BaseModule):
+    """FaPN's FAM, as released.
+
+    Given the lateral feature ``lat`` (already projected to ``channels``,
+    e.g. by an FSM) and the coarser top-down feature ``coarse``::
+
+        up     = interpolate(coarse, size=lat.shape[-2:], **upsample_cfg)
+        guide  = conv1x1(cat[lat, 2 * up])            # offset_fusion
+        aligned= relu(MDCN_3x3(up; offsets, mask from conv3x3(guide)))
+        return aligned + lat
+
+    The factor 2 on ``up`` feeds only the offset branch (released code).
+    The offset/mask conv is zero at init, so the MDCN starts as 0.5 x a
+    plain 3x3 conv; :meth:`init_weights` keeps it zero whatever ``init_cfg``
+    a parent applies.
+
+    Args:
+        channels (int): C of ``lat``, ``coarse`` and the output.
+        deform_groups (int): deformable groups of the MDCN. Default 8.
+        kernel_size (int): MDCN kernel size. Default 3.
+        upsample_cfg (dict): ``F.interpolate`` options (without ``size``/
+            ``scale_factor``). Default bilinear, ``align_corners=False``.
+        norm_cfg (dict, optional): norm after the 1x1 offset fusion conv
+            (None as released in FaPN; GN in the MaskFormer decoder).
+        conv_cfg (dict, optional): conv config of the offset fusion conv.
+        up_scale (float): factor on ``up`` in the offset branch. Default 2.
+        dcn_impl (str): deformable conv implementation, see
+            :func:`mmfapn.ops.modulated_deform_conv2d`.
+        init_cfg (dict, optional): mmengine init config.
+
+    Shapes:
+        lat: (N, C, H, W); coarse: (N, C, h, w) with any h, w;
+        output: (N, C, H, W).
+    """
+
+    def __init__(self,
+                 channels: int,
+                 deform_groups: int = 8,
+                 kernel_size: int = 3,
+                 upsample_cfg: Optional[dict] = None,
+                 norm_cfg: Optional[dict] = None,
+                 conv_cfg: Optional[dict] = None,
+                 up_scale: float = 2.0,
+                 dcn_impl: str = 'auto',
+                 init_cfg: Optional[dict] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.channels = channels
+        self.up_scale = up_scale
+        self.upsample_cfg = dict(mode='bilinear', align_corners=False)
+        if upsample_cfg is not None:
+            self.upsample_cfg = dict(upsample_cfg)
+        if {'size', 'scale_factor'} & set(self.upsample_cfg):
+            raise ValueError(
+                'FeatureAlignModule upsamples to the lateral size; '
+                'upsample_cfg must not set size/scale_factor, got '
+                f'{self.upsample_cfg}')
+        if self.upsample_cfg.get('mode') in ('nearest', 'area'):
+            self.upsample_cfg.pop('align_corners', None)
+        self.offset_fusion = ConvModule(
+            2 * channels,
+            channels,
+            1,
+            bias=False,
+            conv_cfg=conv_cfg,
+            norm_cfg=norm_cfg,
+            act_cfg=None)
+        self.dcn = GuidedModulatedDeformConv2d(
+            channels,
+            channels,
+            kernel_size,
+            guide_channels=channels,
+            padding=kernel_size // 2,
+            deform_groups=deform_groups,
+            bias=True,
+            dcn_impl=dcn_impl)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Released init: Caffe2Xavier 1x1 conv, mmcv default MDCN weight
+        (U(+-1/sqrt(C*k*k)), bias 0), zero offset/mask conv."""
+        caffe2_xavier_init(self.offset_fusion.conv)
+        self.dcn.init_weights()
+
+    def init_weights(self) -> None:
+        super().init_weights()
+        if self.init_cfg is None:
+            self.reset_parameters()
+        self.dcn.init_offset()
+
+    def upsample(self, coarse: Tensor, size) -> Tensor:
+        if tuple(coarse.shape[-2:]) == tuple(size):
+            return coarse
+        return F.interpolate(coarse, size=size, **self.upsample_cfg)
+
+    def align(self, lat: Tensor, up: Tensor) -> Tensor:
+        """The aligned upsampled map (before the sum with ``lat``)."""
+        guide = self.offset_fusion(torch.cat([lat, up * self.up_scale], 1))
+        return F.relu(self.dcn(up, guide))
+
+    def forward(self, lat: Tensor, coarse: Tensor) -> Tensor:
+        up = self.upsample(coarse, lat.shape[-2:])
+        return self.align(lat, up) + lat

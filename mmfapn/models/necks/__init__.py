@@ -1,0 +1,3 @@
+from .fapn import FaPN
+
+__all__ = ['FaPN']

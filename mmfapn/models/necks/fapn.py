@@ -1,0 +1,276 @@
+"""FaPN neck: the Feature-aligned Pyramid Network of Huang et al., ICCV 2021."""
+from typing import List, Optional, Sequence, Tuple, Union
+
+import torch.nn.functional as F
+from mmcv.cnn import ConvModule
+from mmengine.model import BaseModule
+from mmengine.model.weight_init import caffe2_xavier_init
+from torch import Tensor, nn
+
+from mmfapn.models.layers import FeatureAlignModule, FeatureSelectionModule
+from mmfapn.registry import register_model
+
+_EXTRA_SOURCES = ('on_input', 'on_lateral', 'on_output')
+
+
+@register_model
+class FaPN(BaseModule):
+    """Feature-aligned Pyramid Network, exactly as the released model.
+
+    A drop-in replacement for mmdet's ``FPN``: it takes the same arguments,
+    so ``neck=dict(type='FaPN')`` merged onto a stock FPN config works.  For
+    the used backbone levels ``C_s .. C_e`` (``s = start_level``)::
+
+        prev = lateral_e(C_e)                       # bare 1x1 conv, bias
+        P_e  = prev                                 # no FSM/FAM/3x3 on top
+        for i = e-1 .. s:
+            prev = FAM_i(FSM_i(C_i), prev)          # align, then sum
+            P_i  = conv3x3_i(prev)                  # output conv, bias
+
+    The top-down path carries ``prev`` (before the output conv).  Extra
+    levels come from max-pooling the top output (kernel 1, stride 2) or, with
+    ``add_extra_convs``, from stride-2 3x3 convs as in mmdet's FPN.
+
+    Differences from the paper's text, following the released code: the top
+    level has no FSM, FAM or output conv, and its 1x1 lateral keeps
+    PyTorch's default init.  Every other conv uses Caffe2Xavier, the MDCN
+    mmcv's default, and the offset/mask convs start at zero (see
+    :meth:`init_weights`).  With ResNet-50 channels, ``out_channels=256`` and
+    ``deform_groups=8`` the neck has 7,786,888 parameters (FPN: 3,344,384).
+
+    Args:
+        in_channels (list[int]): channels of each backbone level.
+        out_channels (int): channels of every output level.
+        num_outs (int): number of output levels.
+        start_level (int): first backbone level used. Default 0.
+        end_level (int): last backbone level used (inclusive); -1 means the
+            last. Default -1.
+        add_extra_convs (bool | str): False: extra levels by max-pool.
+            True / 'on_input' / 'on_lateral' / 'on_output': 3x3 stride-2
+            convs on the top input, top lateral or top output (the top
+            lateral *is* the top output in FaPN). Default False.
+        relu_before_extra_convs (bool): ReLU before the 2nd+ extra conv.
+        no_norm_on_lateral (bool): no norm on the laterals (FSMs and top).
+        conv_cfg (dict, optional): conv config of all plain convs.
+        norm_cfg (dict, optional): norm of laterals, offset fusion, output
+            and extra convs. None as released.
+        act_cfg (dict, optional): activation of output and extra convs.
+            None as released.
+        upsample_cfg (dict): interpolation of the top-down path (size is
+            always the lateral's). Default bilinear, align_corners=False as
+            released (mmdet's FPN uses nearest).
+        deform_groups (int): deformable groups of each FAM. Default 8.
+        dcn_impl (str): deformable conv implementation ('auto', 'mmcv').
+        init_cfg (dict | list[dict], optional): extra mmengine init applied
+            by :meth:`init_weights`; None keeps the released init.
+
+    Shapes:
+        inputs: tuple of (N, in_channels[i], H_i, W_i); outputs: tuple of
+        ``num_outs`` tensors (N, out_channels, H_i, W_i) for the used levels
+        (sizes preserved, odd sizes included), then the extra levels.
+    """
+
+    def __init__(self,
+                 in_channels: Sequence[int],
+                 out_channels: int,
+                 num_outs: int,
+                 start_level: int = 0,
+                 end_level: int = -1,
+                 add_extra_convs: Union[bool, str] = False,
+                 relu_before_extra_convs: bool = False,
+                 no_norm_on_lateral: bool = False,
+                 conv_cfg: Optional[dict] = None,
+                 norm_cfg: Optional[dict] = None,
+                 act_cfg: Optional[dict] = None,
+                 upsample_cfg: Optional[dict] = None,
+                 deform_groups: int = 8,
+                 dcn_impl: str = 'auto',
+                 init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        if not isinstance(in_channels, (list, tuple)) or not in_channels or \
+                not all(isinstance(c, int) and c > 0 for c in in_channels):
+            raise TypeError('FaPN: in_channels must be a non-empty list of '
+                            f'positive ints, got {in_channels!r}')
+        self.in_channels = list(in_channels)
+        self.out_channels = out_channels
+        self.num_ins = len(in_channels)
+        self.num_outs = num_outs
+        self.relu_before_extra_convs = relu_before_extra_convs
+        self.no_norm_on_lateral = no_norm_on_lateral
+
+        if not 0 <= start_level < self.num_ins:
+            raise ValueError(f'FaPN: start_level={start_level} is out of '
+                             f'range for {self.num_ins} input levels')
+        if end_level == -1 or end_level == self.num_ins - 1:
+            self.backbone_end_level = self.num_ins
+            used = self.num_ins - start_level
+            if num_outs < used:
+                raise ValueError(
+                    f'FaPN: num_outs={num_outs} is smaller than the number '
+                    f'of used backbone levels ({used}: levels '
+                    f'{start_level}..{self.num_ins - 1})')
+        else:
+            if not start_level <= end_level < self.num_ins:
+                raise ValueError(f'FaPN: end_level={end_level} must be in '
+                                 f'[start_level={start_level}, '
+                                 f'{self.num_ins - 1}] or -1')
+            self.backbone_end_level = end_level + 1
+            if num_outs != end_level - start_level + 1:
+                raise ValueError(
+                    f'FaPN: with end_level={end_level} no extra level is '
+                    f'allowed, so num_outs must be {end_level - start_level + 1}'
+                    f', got {num_outs}')
+        self.start_level = start_level
+        self.end_level = end_level
+
+        if isinstance(add_extra_convs, str):
+            if add_extra_convs not in _EXTRA_SOURCES:
+                raise ValueError(
+                    f'FaPN: unknown add_extra_convs={add_extra_convs!r}; '
+                    f'expected a bool or one of {_EXTRA_SOURCES}')
+        elif isinstance(add_extra_convs, bool):
+            add_extra_convs = 'on_input' if add_extra_convs else False
+        else:
+            raise TypeError('FaPN: add_extra_convs must be a bool or str, '
+                            f'got {add_extra_convs!r}')
+        self.add_extra_convs = add_extra_convs
+
+        lateral_norm = None if no_norm_on_lateral else norm_cfg
+        used_levels = range(self.start_level, self.backbone_end_level)
+        top = self.backbone_end_level - 1
+        # lateral_convs[j] for used level start_level + j: FSMs, then the bare
+        # top lateral; align_modules/fpn_convs exist for all but the top.
+        self.lateral_convs = nn.ModuleList()
+        self.align_modules = nn.ModuleList()
+        self.fpn_convs = nn.ModuleList()
+        for i in used_levels:
+            if i == top:
+                self.lateral_convs.append(
+                    ConvModule(
+                        in_channels[i],
+                        out_channels,
+                        1,
+                        conv_cfg=conv_cfg,
+                        norm_cfg=lateral_norm,
+                        act_cfg=None,
+                        inplace=False))
+                continue
+            self.lateral_convs.append(
+                FeatureSelectionModule(
+                    in_channels[i],
+                    out_channels,
+                    conv_cfg=conv_cfg,
+                    norm_cfg=lateral_norm))
+            self.align_modules.append(
+                FeatureAlignModule(
+                    out_channels,
+                    deform_groups=deform_groups,
+                    upsample_cfg=upsample_cfg,
+                    norm_cfg=norm_cfg,
+                    conv_cfg=conv_cfg,
+                    dcn_impl=dcn_impl))
+            self.fpn_convs.append(
+                ConvModule(
+                    out_channels,
+                    out_channels,
+                    3,
+                    padding=1,
+                    conv_cfg=conv_cfg,
+                    norm_cfg=norm_cfg,
+                    act_cfg=act_cfg,
+                    inplace=False))
+
+        self.extra_convs = nn.ModuleList()
+        extra_levels = num_outs - self.backbone_end_level + self.start_level
+        if self.add_extra_convs and extra_levels >= 1:
+            for k in range(extra_levels):
+                in_c = in_channels[top] if (
+                    k == 0 and self.add_extra_convs == 'on_input') \
+                    else out_channels
+                self.extra_convs.append(
+                    ConvModule(
+                        in_c,
+                        out_channels,
+                        3,
+                        stride=2,
+                        padding=1,
+                        conv_cfg=conv_cfg,
+                        norm_cfg=norm_cfg,
+                        act_cfg=act_cfg,
+                        inplace=False))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """The released initialisation (see class docstring)."""
+        # The top lateral keeps PyTorch's default init (ConvModule replaced
+        # it with kaiming at construction).
+        self.lateral_convs[-1].conv.reset_parameters()
+        for m in self.lateral_convs[:-1]:
+            m.reset_parameters()
+        for m in self.align_modules:
+            m.reset_parameters()
+        for m in list(self.fpn_convs) + list(self.extra_convs):
+            caffe2_xavier_init(m.conv)
+
+    def init_weights(self) -> None:
+        """Apply ``init_cfg`` (if any), then re-zero every offset/mask conv.
+
+        mmengine applies a parent's ``init_cfg`` (e.g. FPN's ``Xavier,
+        layer='Conv2d'``) to every nested ``nn.Conv2d``, which would wipe the
+        zero init of the offset/mask convs.
+        """
+        super().init_weights()
+        for m in self.align_modules:
+            m.dcn.init_offset()
+
+    def _check_inputs(self, inputs: Sequence[Tensor]) -> None:
+        if not isinstance(inputs, (list, tuple)):
+            raise TypeError('FaPN: inputs must be a tuple/list of tensors, '
+                            f'got {type(inputs).__name__}')
+        if len(inputs) != self.num_ins:
+            raise ValueError(
+                f'FaPN: expected {self.num_ins} input feature maps (one per '
+                f'in_channels={self.in_channels}), got {len(inputs)}')
+        for i in range(self.start_level, self.backbone_end_level):
+            x = inputs[i]
+            if not isinstance(x, Tensor) or x.dim() != 4:
+                shape = tuple(x.shape) if isinstance(x, Tensor) else type(x)
+                raise ValueError(f'FaPN: input level {i} must be a 4-D '
+                                 f'(N, C, H, W) tensor, got {shape}')
+            if x.shape[1] != self.in_channels[i]:
+                raise ValueError(
+                    f'FaPN: input level {i} has {x.shape[1]} channels, '
+                    f'expected in_channels[{i}]={self.in_channels[i]}')
+
+    def forward(self, inputs: Sequence[Tensor]) -> Tuple[Tensor, ...]:
+        """Args: inputs: backbone features, one per ``in_channels``.
+
+        Returns: tuple of ``num_outs`` feature maps, finest first.
+        """
+        self._check_inputs(inputs)
+        feats = inputs[self.start_level:self.backbone_end_level]
+        top_lateral = self.lateral_convs[-1](feats[-1])
+        prev = top_lateral
+        outs = [top_lateral]
+        for j in range(len(feats) - 2, -1, -1):
+            lat = self.lateral_convs[j](feats[j])
+            prev = self.align_modules[j](lat, prev)
+            outs.insert(0, self.fpn_convs[j](prev))
+
+        extra = self.num_outs - len(outs)
+        if extra > 0 and not self.add_extra_convs:
+            for _ in range(extra):
+                outs.append(F.max_pool2d(outs[-1], 1, stride=2))
+        elif extra > 0:
+            if self.add_extra_convs == 'on_input':
+                source = inputs[self.backbone_end_level - 1]
+            elif self.add_extra_convs == 'on_lateral':
+                source = top_lateral
+            else:  # on_output: the top output is the top lateral
+                source = outs[-1]
+            outs.append(self.extra_convs[0](source))
+            for conv in self.extra_convs[1:]:
+                x = F.relu(outs[-1]) if self.relu_before_extra_convs \
+                    else outs[-1]
+                outs.append(conv(x))
+        return tuple(outs)

@@ -1,0 +1,1 @@
+# pixel decoders for MaskFormer-style heads (mmdet registry)

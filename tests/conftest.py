@@ -1,0 +1,86 @@
+"""Shared fixtures.  tests/ is deliberately not a package (the mmseg wheel
+installs a top-level ``tests`` package); pytest runs with
+``--import-mode=importlib``, so shared helpers live here as fixtures."""
+import pytest
+import torch
+
+
+def _bilinear_zero_pad(x: torch.Tensor, py: torch.Tensor,
+                       px: torch.Tensor) -> torch.Tensor:
+    """Sample x (N, C, H, W) at float positions py, px (N, Ho, Wo), with
+    zeros outside the image (each of the 4 corners checked on its own)."""
+    n, c, h, w = x.shape
+    y0, x0 = torch.floor(py), torch.floor(px)
+    ly, lx = py - y0, px - x0
+    out = x.new_zeros(n, c, *py.shape[1:])
+    batch = torch.arange(n).view(n, 1, 1).expand_as(py)
+    for dy, wy in ((0, 1 - ly), (1, ly)):
+        for dx, wx in ((0, 1 - lx), (1, lx)):
+            yy, xx = (y0 + dy).long(), (x0 + dx).long()
+            valid = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
+            v = x[batch, :, yy.clamp(0, h - 1), xx.clamp(0, w - 1)]
+            v = v.permute(0, 3, 1, 2)  # N, C, Ho, Wo
+            out += v * (wy * wx * valid).unsqueeze(1)
+    return out
+
+
+def reference_modulated_deform_conv2d(x, offset, mask, weight, bias,
+                                      stride=1, padding=0, dilation=1,
+                                      deform_groups=1):
+    """Direct definition of DCNv2 written from the paper's formula, with the
+    offset layout spelled out: for group g and tap k (row-major), channel
+    2*(g*K + k) is dy and 2*(g*K + k)+1 is dx; mask channel g*K + k."""
+    n, c, h, w = x.shape
+    c_out, _, kh, kw = weight.shape
+    ho, wo = offset.shape[-2:]
+    taps = kh * kw
+    cpg = c // deform_groups
+    base_y = (torch.arange(ho, dtype=x.dtype) * stride - padding).view(
+        1, ho, 1)
+    base_x = (torch.arange(wo, dtype=x.dtype) * stride - padding).view(
+        1, 1, wo)
+    cols = x.new_zeros(n, c, taps, ho, wo)
+    for g in range(deform_groups):
+        for k in range(taps):
+            i, j = divmod(k, kw)
+            ch = 2 * (g * taps + k)
+            py = base_y + i * dilation + offset[:, ch]
+            px = base_x + j * dilation + offset[:, ch + 1]
+            m = mask[:, g * taps + k].unsqueeze(1)
+            cols[:, g * cpg:(g + 1) * cpg, k] = _bilinear_zero_pad(
+                x[:, g * cpg:(g + 1) * cpg], py, px) * m
+    out = torch.einsum('nckhw,ock->nohw', cols,
+                       weight.reshape(c_out, c, taps))
+    if bias is not None:
+        out = out + bias.view(1, -1, 1, 1)
+    return out
+
+
+@pytest.fixture
+def mdcn_reference():
+    return reference_modulated_deform_conv2d
+
+
+@pytest.fixture
+def mmdet_scope():
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmdet')
+    from mmdet.registry import MODELS
+    return MODELS
+
+
+@pytest.fixture
+def mmseg_scope():
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmseg')
+    from mmseg.registry import MODELS
+    return MODELS
+
+
+def num_params(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+@pytest.fixture
+def count_params():
+    return num_params
