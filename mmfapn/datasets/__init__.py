@@ -1,6 +1,8 @@
 from .synthetic import (SyntheticInstance, SyntheticScene, class_colors,
                         render_scene)
+from .toy_cityscapes import write_toy_cityscapes
 
 __all__ = [
-    'render_scene', 'SyntheticScene', 'SyntheticInstance', 'class_colors'
+    'render_scene', 'SyntheticScene', 'SyntheticInstance', 'class_colors',
+    'write_toy_cityscapes'
 ]
