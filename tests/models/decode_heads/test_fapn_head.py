@@ -1,0 +1,218 @@
+"""FaPNHead (real-time FaPN): structure, forward against an independent
+re-implementation with plain torch ops, odd sizes, loss/predict, errors."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+import mmfapn  # noqa: F401  (registers FaPNHead)
+
+R18_CHANNELS = [128, 256, 512]  # C3, C4, C5 of ResNet-18/34
+
+
+def _head(mmseg_scope, **kwargs):
+    cfg = dict(
+        type='FaPNHead',
+        in_channels=R18_CHANNELS,
+        channels=16,
+        fpn_channels=32,
+        num_classes=5,
+        norm_cfg=dict(type='BN'))
+    cfg.update(kwargs)
+    head = mmseg_scope.build(cfg)
+    head.init_weights()
+    return head
+
+
+def _feats(sizes, channels=R18_CHANNELS, seed=0, dtype=torch.float32):
+    g = torch.Generator().manual_seed(seed)
+    return [
+        torch.randn(2, c, h, w, generator=g, dtype=dtype)
+        for c, (h, w) in zip(channels, sizes)
+    ]
+
+
+# sizes of ResNet C3..C5 for a 67x99 input (odd everywhere)
+ODD_SIZES = [(9, 13), (5, 7), (3, 4)]
+
+
+def _conv(x, conv_module):
+    """A ConvModule (conv [+ BN in eval] [+ ReLU]) with functional ops."""
+    conv = conv_module.conv
+    y = F.conv2d(x, conv.weight, conv.bias, padding=conv.padding)
+    if conv_module.with_norm:
+        bn = conv_module.norm
+        y = F.batch_norm(y, bn.running_mean, bn.running_var, bn.weight,
+                         bn.bias, False, 0.0, bn.eps)
+    if conv_module.with_activation:
+        y = F.relu(y)
+    return y
+
+
+def _fsm(x, fsm):
+    att = torch.sigmoid(
+        F.conv2d(x.mean((2, 3), keepdim=True), fsm.conv_atten.conv.weight))
+    return F.conv2d(x + x * att, fsm.conv.conv.weight)
+
+
+def _fam_at_init(ref, up, fam):
+    """FAM's aligned map while its offset/mask conv is zero: offsets 0 and
+    mask 0.5, so the deformable conv is 0.5 x a plain 3x3 conv."""
+    dcn = fam.dcn
+    assert dcn.conv_offset.weight.abs().sum() == 0
+    return F.relu(0.5 * F.conv2d(up, dcn.weight, padding=1) +
+                  dcn.bias.view(1, -1, 1, 1))
+
+
+@pytest.mark.parametrize('use_fam', [False, True])
+@pytest.mark.parametrize('use_fsm', [False, True])
+@pytest.mark.parametrize('fusion', ['sum', 'concat'])
+def test_forward_matches_functional_reference(mmseg_scope, use_fam, use_fsm,
+                                              fusion):
+    """Every ablation row against the supplement's recipe written with
+    plain torch ops (nearest upsampling to the lateral's size)."""
+    torch.manual_seed(0)
+    head = _head(
+        mmseg_scope, use_fam=use_fam, use_fsm=use_fsm,
+        fusion=fusion).double().eval()
+    feats = _feats(ODD_SIZES, dtype=torch.float64)
+
+    def lateral(i):
+        if use_fsm:
+            return _fsm(feats[i], head.laterals[i])
+        conv = head.laterals[i].conv
+        return F.conv2d(feats[i], conv.weight, conv.bias)
+
+    p = lateral(2)
+    for i in (1, 0):
+        ref = lateral(i)
+        up = F.interpolate(p, size=ref.shape[-2:], mode='nearest')
+        al = _fam_at_init(ref, up, head.fams[i]) if use_fam else up
+        if fusion == 'concat':
+            p = _conv(torch.cat([al, ref], 1), head.fusion_convs[i])
+        else:
+            p = al + ref
+    expected = F.conv2d(
+        _conv(p, head.pred_conv), head.conv_seg.weight, head.conv_seg.bias)
+    with torch.no_grad():
+        got = head(feats)
+    assert got.shape == (2, 5, 9, 13)  # the finest level's (stride 8) size
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-10)
+
+
+def test_submodules_per_switch(mmseg_scope):
+    from mmfapn.models import FeatureAlignModule, FeatureSelectionModule
+    full = _head(mmseg_scope)
+    assert all(isinstance(m, FeatureSelectionModule) for m in full.laterals)
+    assert len(full.fams) == 2 and len(full.fusion_convs) == 2
+    fam = full.fams[0]
+    assert isinstance(fam, FeatureAlignModule)
+    assert fam.upsample_cfg == dict(mode='nearest')
+    assert fam.dcn.deform_groups == 8
+    fpn = _head(mmseg_scope, use_fam=False, use_fsm=False, fusion='sum')
+    assert fpn.fams is None and fpn.fusion_convs is None
+    assert not any(
+        isinstance(m, (FeatureSelectionModule, FeatureAlignModule))
+        for m in fpn.modules())
+
+
+def test_parameter_counts_per_component(mmseg_scope, count_params):
+    """Head parameters at the real-time width (128), from the formulas in
+    the docstring: the supplement-table deltas come from these."""
+    def build(**kw):
+        return _head(
+            mmseg_scope, channels=64, fpn_channels=128, num_classes=19, **kw)
+
+    fpn = build(use_fam=False, use_fsm=False, fusion='sum')
+    laterals = sum(c * 128 + 128 for c in R18_CHANNELS)
+    pred = 128 * 64 * 9 + 2 * 64 + 64 * 19 + 19
+    assert count_params(fpn) == laterals + pred == 190163
+    fam = build(use_fam=True, use_fsm=False, fusion='sum')
+    one_fam = (256 * 128  # 1x1 offset fusion, no bias
+               + 128 * 128 * 9 + 128  # MDCN
+               + 128 * 216 * 9 + 216)  # offset/mask conv, 8 groups x 27
+    assert count_params(fam) - count_params(fpn) == 2 * one_fam == 858800
+    fsm = build(use_fam=True, use_fsm=True, fusion='sum')
+    # FSM = attention conv (C x C) + projection (C x 128), neither biased
+    assert count_params(fsm) - count_params(fam) == sum(
+        c * c - 128 for c in R18_CHANNELS) == 343680
+    concat = build(use_fam=True, use_fsm=True, fusion='concat')
+    assert count_params(concat) - count_params(fsm) == 2 * (
+        256 * 128 + 2 * 128) == 66048
+
+
+def test_nearest_upsampling_is_x2_for_even_sizes(mmseg_scope):
+    """For even sizes the 'upsample to the lateral size' rule is exactly
+    the supplement's nearest x2 (each pixel repeated 2x2)."""
+    head = _head(mmseg_scope, use_fam=False)
+    coarse = torch.randn(1, 32, 3, 5)
+    up = head._upsample(0, coarse, (6, 10))
+    expected = coarse.repeat_interleave(2, 2).repeat_interleave(2, 3)
+    torch.testing.assert_close(up, expected, rtol=0, atol=0)
+    fam_head = _head(mmseg_scope, use_fam=True)
+    torch.testing.assert_close(
+        fam_head._upsample(0, coarse, (6, 10)), expected, rtol=0, atol=0)
+
+
+def test_offset_conv_stays_zero_after_parent_init(mmseg_scope):
+    head = _head(
+        mmseg_scope,
+        init_cfg=dict(type='Kaiming', layer='Conv2d'))  # reaches every conv
+    for fam in head.fams:
+        assert fam.dcn.conv_offset.weight.abs().sum() == 0
+        assert fam.dcn.conv_offset.bias.abs().sum() == 0
+    # ... while the other convs were re-initialised
+    assert head.pred_conv.conv.weight.abs().sum() > 0
+
+
+def test_loss_and_predict_upsample_to_input_size(mmseg_scope):
+    """Head-level loss/predict: stride-8 logits, upsampled (bilinear) to
+    the odd input size by mmseg; the offset convs get gradient."""
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    torch.manual_seed(0)
+    head = _head(mmseg_scope)
+    h, w = 67, 99
+    samples = []
+    for _ in range(2):
+        s = SegDataSample(metainfo=dict(img_shape=(h, w), ori_shape=(h, w),
+                                        pad_shape=(h, w)))
+        s.gt_sem_seg = PixelData(data=torch.randint(0, 5, (1, h, w)))
+        samples.append(s)
+    feats = _feats(ODD_SIZES)
+    losses = head.loss(feats, samples, train_cfg=dict())
+    assert set(losses) == {'loss_ce', 'acc_seg'}
+    assert torch.isfinite(losses['loss_ce']) and losses['loss_ce'] > 0
+    losses['loss_ce'].backward()
+    for fam in head.fams:
+        # zero-initialised, but the mask channels receive gradient
+        assert fam.dcn.conv_offset.weight.grad.abs().sum() > 0
+    head.eval()
+    with torch.no_grad():
+        logits = head.predict(
+            feats, [s.metainfo for s in samples], test_cfg=dict())
+    assert logits.shape == (2, 5, h, w)
+    with torch.no_grad():
+        low = head(feats)
+    torch.testing.assert_close(
+        logits,
+        F.interpolate(low, size=(h, w), mode='bilinear', align_corners=False))
+
+
+def test_bad_arguments_raise(mmseg_scope):
+    with pytest.raises(ValueError, match="fusion must be one of .*'mean'"):
+        _head(mmseg_scope, fusion='mean')
+    with pytest.raises(ValueError, match="input_transform must be "
+                       "'multiple_select', got 'resize_concat'"):
+        _head(mmseg_scope, input_transform='resize_concat')
+    with pytest.raises(ValueError, match='at least two levels'):
+        _head(mmseg_scope, in_channels=[128], in_index=[0])
+    with pytest.raises(ValueError, match='fpn_channels must be a positive'):
+        _head(mmseg_scope, fpn_channels=0)
+
+
+def test_wrong_input_channels_named(mmseg_scope):
+    head = _head(mmseg_scope)
+    feats = _feats(ODD_SIZES, channels=[128, 250, 512])
+    with pytest.raises(ValueError, match=r'input level 1 .*\(N, 256, H, W\), '
+                       r'got shape \(2, 250, 5, 7\)'):
+        head(feats)
