@@ -11,13 +11,30 @@ Offset layout (mmcv = official DCNv2 = torchvision): for deformable group
 ``g`` and kernel tap ``k`` (row-major over the kernel window), channel
 ``2 * (g * kh * kw + k)`` holds the y (row) offset and the next channel the
 x (column) offset; the mask has one channel per group and tap, group-major.
+
+Implementations (``impl``):
+
+* ``'mmcv'``: mmcv's compiled op (the reference on CUDA).
+* ``'torch'``: :func:`mmfapn.ops.mdcn_torch.modulated_deform_conv2d_torch`,
+  PyTorch operators only (``grid_sample`` + matmul): fast on CPU, memory
+  bounded, exportable to ONNX with standard operators.
+* ``'auto'`` (default): mmcv's op on CUDA when mmcv's compiled ops are
+  present, the PyTorch path otherwise (CPU, other devices, no ``mmcv._ext``).
+  The environment variable ``MMFAPN_DCN_IMPL`` (``mmcv`` or ``torch``)
+  overrides what ``'auto'`` picks, for A/B runs of a whole model without
+  editing its config; an explicit ``impl='mmcv'``/``'torch'`` always wins.
 """
+import functools
+import os
 from typing import Optional, Tuple, Union
 
 import torch
 from torch import Tensor
 
-IMPLS = ('auto', 'mmcv')
+from .mdcn_torch import modulated_deform_conv2d_torch
+
+IMPLS = ('auto', 'mmcv', 'torch')
+ENV_IMPL = 'MMFAPN_DCN_IMPL'
 
 _IntPair = Union[int, Tuple[int, int]]
 
@@ -32,13 +49,37 @@ def _pair(value: _IntPair, name: str) -> Tuple[int, int]:
     return pair
 
 
+@functools.lru_cache(maxsize=None)
 def mmcv_ops_available() -> bool:
-    """Whether mmcv's compiled ops (``mmcv._ext``) can be imported."""
+    """Whether mmcv's compiled ops (``mmcv._ext``) can be imported (cached:
+    a failed import is not retried on every call)."""
     try:
         import mmcv._ext  # noqa: F401
     except Exception:  # ImportError, or a broken shared object
         return False
     return True
+
+
+def check_impl(impl: str, name: str = 'impl') -> str:
+    """Return ``impl`` if it is one of :data:`IMPLS`, else raise."""
+    if impl not in IMPLS:
+        raise ValueError(f'modulated_deform_conv2d: {name} must be one of '
+                         f'{IMPLS}, got {impl!r}')
+    return impl
+
+
+def resolve_impl(impl: str, device: torch.device) -> str:
+    """The concrete implementation (``'mmcv'`` or ``'torch'``) that ``impl``
+    selects for a tensor on ``device`` (see the module docstring)."""
+    check_impl(impl)
+    if impl == 'auto':
+        env = os.environ.get(ENV_IMPL, '').strip().lower()
+        if env:
+            impl = check_impl(env, f'environment variable {ENV_IMPL}')
+    if impl == 'auto':
+        impl = 'mmcv' if (torch.device(device).type == 'cuda'
+                          and mmcv_ops_available()) else 'torch'
+    return impl
 
 
 def deform_output_size(in_size: Tuple[int, int], kernel: Tuple[int, int],
@@ -135,19 +176,22 @@ def modulated_deform_conv2d(input: Tensor,
         bias (Tensor, optional): (C_out,).
         stride, padding, dilation (int | tuple[int, int]): conv geometry.
         deform_groups (int): number of offset groups; divides C_in.
-        impl (str): ``'auto'`` or ``'mmcv'`` (mmcv's compiled op).
+        impl (str): ``'auto'``, ``'mmcv'`` or ``'torch'`` (see the module
+            docstring).
 
     Returns:
         Tensor: (N, C_out, H_out, W_out).
     """
-    if impl not in IMPLS:
-        raise ValueError(f'modulated_deform_conv2d: impl must be one of '
-                         f'{IMPLS}, got {impl!r}')
+    check_impl(impl)
     stride = _pair(stride, 'stride')
     padding = _pair(padding, 'padding')
     dilation = _pair(dilation, 'dilation')
     check_deform_inputs(input, offset, mask, weight, bias, stride, padding,
                         dilation, deform_groups)
+    if resolve_impl(impl, input.device) == 'torch':
+        return modulated_deform_conv2d_torch(input, offset, mask, weight,
+                                             bias, stride, padding, dilation,
+                                             deform_groups)
     if not mmcv_ops_available():
         raise RuntimeError(
             "modulated_deform_conv2d(impl='mmcv'): mmcv's compiled ops are "

@@ -32,13 +32,15 @@ def test_mmcv_cpu_matches_independent_reference(stride, padding, dilation,
     expected = mdcn_reference(x, offset, mask, layer.weight, layer.bias,
                               stride, padding, dilation, dg)
     torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10)
-    torch.testing.assert_close(
-        modulated_deform_conv2d(x, offset, mask, layer.weight, layer.bias,
-                                stride, padding, dilation, dg), expected,
-        rtol=1e-10, atol=1e-10)
+    for impl in ('mmcv', 'torch'):
+        torch.testing.assert_close(
+            modulated_deform_conv2d(x, offset, mask, layer.weight, layer.bias,
+                                    stride, padding, dilation, dg, impl=impl),
+            expected, rtol=1e-10, atol=1e-10)
 
 
-def test_offset_channel_order_is_dy_then_dx():
+@pytest.mark.parametrize('impl', ['mmcv', 'torch'])
+def test_offset_channel_order_is_dy_then_dx(impl):
     """A single tap shifted by dy=+1 reads the pixel one row below."""
     x = torch.arange(25, dtype=torch.float64).view(1, 1, 5, 5)
     weight = torch.zeros(1, 1, 3, 3, dtype=torch.float64)
@@ -46,10 +48,12 @@ def test_offset_channel_order_is_dy_then_dx():
     offset = torch.zeros(1, 18, 5, 5, dtype=torch.float64)
     mask = torch.ones(1, 9, 5, 5, dtype=torch.float64)
     offset[:, 2 * 4] = 1  # dy of the centre tap
-    out = modulated_deform_conv2d(x, offset, mask, weight, None, 1, 1, 1, 1)
+    out = modulated_deform_conv2d(x, offset, mask, weight, None, 1, 1, 1, 1,
+                                  impl=impl)
     torch.testing.assert_close(out[0, 0, :4], x[0, 0, 1:])
     offset[:, 2 * 4], offset[:, 2 * 4 + 1] = 0, 1  # dx
-    out = modulated_deform_conv2d(x, offset, mask, weight, None, 1, 1, 1, 1)
+    out = modulated_deform_conv2d(x, offset, mask, weight, None, 1, 1, 1, 1,
+                                  impl=impl)
     torch.testing.assert_close(out[0, 0, :, :4], x[0, 0, :, 1:])
 
 
@@ -89,15 +93,23 @@ def test_unknown_impl():
 
 
 def test_wrong_offset_size_does_not_abort_the_process():
-    """mmcv's CPU kernel alone writes out of bounds here and aborts."""
+    """mmcv's CPU kernel alone writes out of bounds here and aborts
+    (``free(): invalid pointer``); the check must run first, for every
+    implementation.  A subprocess, so that a regression aborts only it."""
     code = ('import torch; from mmfapn.ops import modulated_deform_conv2d\n'
-            'try:\n'
-            '    modulated_deform_conv2d(torch.randn(1,8,6,6), '
+            "for impl in ('mmcv', 'torch', 'auto'):\n"
+            '    try:\n'
+            '        modulated_deform_conv2d(torch.randn(1,8,6,6), '
             'torch.zeros(1,18,3,3), torch.ones(1,9,3,3), '
-            'torch.randn(4,8,3,3), None, 1, 1, 1, 1)\n'
-            'except ValueError as e:\n'
-            '    print("ValueError:", e)\n')
+            'torch.randn(4,8,3,3), None, 1, 1, 1, 1, impl=impl)\n'
+            '    except ValueError as e:\n'
+            '        print(impl, "ValueError:", e)\n')
     res = subprocess.run([sys.executable, '-c', code], capture_output=True,
-                         text=True, timeout=120)
+                         text=True, timeout=300)
     assert res.returncode == 0, res.stderr
-    assert 'offset must have shape (1, 18, 6, 6)' in res.stdout
+    lines = res.stdout.splitlines()
+    assert len(lines) == 3, res.stdout
+    for impl, line in zip(('mmcv', 'torch', 'auto'), lines):
+        assert line.startswith(
+            f'{impl} ValueError: modulated_deform_conv2d: offset must have '
+            'shape (1, 18, 6, 6)'), line

@@ -1,0 +1,373 @@
+"""Modulated deformable convolution (DCNv2) written with PyTorch operators.
+
+The formulation: for every deformable group and kernel tap, the sampling
+positions ``base + offset`` are turned into a ``grid_sample`` grid (bilinear,
+zero padding, ``align_corners=False``, so pixel ``p`` maps to exactly ``p``);
+one ``grid_sample`` call gathers the columns of a group for all taps, the
+columns are multiplied by the mask, and one matrix product with the weight
+gives the output.  This is what mmcv's kernel computes (same bilinear rule:
+each of the four neighbours outside the image contributes zero), but uses
+PyTorch's vectorised ``grid_sample`` and BLAS, which on CPU is much faster
+than mmcv's CPU kernel, and it exports to ONNX with standard operators only
+(``GridSample``, ``MatMul``, ...).
+
+Memory bound.  A dense im2col of the layer holds ``N * C_in * kh * kw *
+H_out * W_out`` elements.  The columns are built in chunks over
+(batch, deformable group, output rows), each chunk holding at most
+``chunk_numel`` column elements, by default a quarter of the im2col
+(never below ``MIN_CHUNK_NUMEL`` elements, so tiny layers run in one piece).
+The forward holds one chunk at a time; the backward (a custom autograd
+function that saves only the inputs, not the columns, and rebuilds one chunk
+at a time) holds at most three chunk-sized buffers.  So the extra memory on
+top of the inputs, outputs and gradients is at most
+``max(3/4 x im2col, 3 x MIN_CHUNK_NUMEL)`` elements, plus the sampling grid
+of one chunk (``2 / C_per_group`` of the chunk).
+
+Gradients are those of the bilinear sampling as PyTorch's ``grid_sample``
+defines them; they equal mmcv's wherever the sampling position is not an
+exact integer (bilinear interpolation has a kink there: the one-sided
+derivatives differ, and each implementation picks one).  Double backward is
+not supported.
+"""
+import math
+from typing import Iterator, List, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+# Chunks smaller than this (in column elements, 4 MiB in float32) cost more
+# in Python overhead than they save in memory.
+MIN_CHUNK_NUMEL = 1 << 20
+
+_Pair = Tuple[int, int]
+
+# computed in float32 (see modulated_deform_conv2d_torch)
+_UPCAST = (torch.float16, torch.bfloat16)
+
+
+def im2col_numel(input: Tensor, weight: Tensor, out_size: _Pair) -> int:
+    """Elements of a dense im2col of the layer: N*C_in*kh*kw*H_out*W_out."""
+    n, c = input.shape[:2]
+    return n * c * weight.shape[2] * weight.shape[3] * out_size[0] * \
+        out_size[1]
+
+
+def default_chunk_numel(input: Tensor, weight: Tensor,
+                        out_size: _Pair) -> int:
+    """A quarter of the layer's im2col, at least ``MIN_CHUNK_NUMEL``."""
+    return max(MIN_CHUNK_NUMEL,
+               math.ceil(im2col_numel(input, weight, out_size) / 4))
+
+
+class _Chunk:
+    """Batch range [b0, b1), group range [g0, g1), output rows [r0, r1)."""
+    __slots__ = ('b0', 'b1', 'g0', 'g1', 'r0', 'r1')
+
+    def __init__(self, b0, b1, g0, g1, r0, r1):
+        self.b0, self.b1, self.g0, self.g1, self.r0, self.r1 = (b0, b1, g0,
+                                                                 g1, r0, r1)
+
+
+def _chunks(n: int, dg: int, out_h: int, unit_row: int,
+            chunk_numel: int) -> Iterator[_Chunk]:
+    """Split (batch, group, rows) so each chunk has <= chunk_numel columns
+    (one output row of one group of one image is the smallest chunk).
+
+    ``unit_row`` is the column count of one row of one group of one image.
+    """
+    per_group = unit_row * out_h
+    if per_group * dg <= chunk_numel:
+        nb = max(1, chunk_numel // (per_group * dg))
+        for b0 in range(0, n, nb):
+            yield _Chunk(b0, min(n, b0 + nb), 0, dg, 0, out_h)
+    elif per_group <= chunk_numel:
+        gb = chunk_numel // per_group
+        for b in range(n):
+            for g0 in range(0, dg, gb):
+                yield _Chunk(b, b + 1, g0, min(dg, g0 + gb), 0, out_h)
+    else:
+        rows = max(1, chunk_numel // unit_row)
+        for b in range(n):
+            for g in range(dg):
+                for r0 in range(0, out_h, rows):
+                    yield _Chunk(b, b + 1, g, g + 1, r0, min(out_h, r0 + rows))
+
+
+def _pow2(size: int) -> int:
+    return 1 << (size - 1).bit_length()
+
+
+def _grid(offset: Tensor, norm_size: _Pair, kernel: _Pair, stride: _Pair,
+          padding: _Pair, dilation: _Pair, dg: int, rows: Tuple[int, int],
+          wo: int,
+          with_outside: bool = False) -> Tuple[Tensor, Optional[Tensor]]:
+    """Normalised sampling grid for output rows ``rows`` of ``offset``.
+
+    offset: (n, 2 * dg' * kh * kw, H_out, W_out) restricted to the groups of
+    the chunk (dg' of them); returns the grid (n * dg', kh * kw * rows,
+    W_out, 2) in ``grid_sample``'s (x, y) order for an input of size
+    ``norm_size`` and, if ``with_outside``, a bool tensor (n * dg',
+    kh * kw * rows, W_out, 1) marking positions with y <= -1 or x <= -1.
+    """
+    n = offset.shape[0]
+    kh, kw = kernel
+    taps = kh * kw
+    r0, r1 = rows
+    h, w = norm_size
+    dtype, device = offset.dtype, offset.device
+    off = offset.view(n, dg, taps, 2, offset.shape[-2], wo)[..., r0:r1, :]
+    # position of tap (i, j) at output (y, x): y*s - p + i*d (+ offset)
+    out_y = torch.arange(r0, r1, device=device, dtype=dtype) * stride[0] - \
+        padding[0]
+    out_x = torch.arange(wo, device=device, dtype=dtype) * stride[1] - \
+        padding[1]
+    tap_y = torch.arange(kh, device=device, dtype=dtype).repeat_interleave(
+        kw) * dilation[0]
+    tap_x = torch.arange(kw, device=device, dtype=dtype).repeat(kh) * \
+        dilation[1]
+    py = off[:, :, :, 0] + (tap_y.view(taps, 1, 1) + out_y.view(1, -1, 1))
+    px = off[:, :, :, 1] + (tap_x.view(taps, 1, 1) + out_x.view(1, 1, -1))
+    # align_corners=False: pixel p <-> (2p + 1) / size - 1
+    gx = px * (2.0 / w) + (1.0 / w - 1.0)
+    gy = py * (2.0 / h) + (1.0 / h - 1.0)
+    shape = (n * dg, taps * (r1 - r0), wo)
+    grid = torch.stack((gx, gy), dim=-1).view(*shape, 2)
+    outside = ((py <= -1) | (px <= -1)).view(*shape, 1) if with_outside \
+        else None
+    return grid, outside
+
+
+def _sample(x: Tensor, grid: Tensor) -> Tensor:
+    return F.grid_sample(
+        x, grid, mode='bilinear', padding_mode='zeros', align_corners=False)
+
+
+class _ChunkView:
+    """Slices of the inputs belonging to one chunk."""
+
+    def __init__(self, ck: _Chunk, input, offset, mask, weight, geom,
+                 backward: bool = False):
+        kernel, stride, padding, dilation, dg = geom
+        n, c, h, w = input.shape
+        ho, wo = mask.shape[-2:]
+        taps = kernel[0] * kernel[1]
+        cpg = c // dg
+        self.nb, self.gb = ck.b1 - ck.b0, ck.g1 - ck.g0
+        self.rows = ck.r1 - ck.r0
+        # (nb * gb, C/dg, H, W): a view (chunks split groups only when nb=1)
+        self.x = input[ck.b0:ck.b1].reshape(self.nb, dg, cpg, h,
+                                            w)[:, ck.g0:ck.g1].reshape(
+                                                self.nb * self.gb, cpg, h, w)
+        off = offset[ck.b0:ck.b1, 2 * taps * ck.g0:2 * taps * ck.g1]
+        # The backward samples an input zero-padded (bottom/right) to powers
+        # of two: then (2p + 1) / size is exact and grid_sample recovers an
+        # integer position p exactly, so its one-sided derivative at integer
+        # positions (zero offsets: FaPN's initial state) is mmcv's.  Padding
+        # with zeros is what sampling outside the image reads anyway.
+        self.norm_size = (_pow2(h), _pow2(w)) if backward else (h, w)
+        self.grid, self.outside = _grid(off, self.norm_size, kernel, stride,
+                                        padding, dilation, self.gb,
+                                        (ck.r0, ck.r1), wo, backward)
+        self.mask = mask[ck.b0:ck.b1].reshape(
+            self.nb, dg, taps, ho, wo)[:, ck.g0:ck.g1, :, ck.r0:ck.r1].reshape(
+                self.nb * self.gb, 1, taps * self.rows, wo)
+        c_out = weight.shape[0]
+        # columns of the chunk are ordered (group, channel, tap): the weight
+        # block of groups [g0, g1) is a contiguous column range
+        self.weight = weight.reshape(c_out, dg, cpg * taps)[:, ck.g0:ck.g1] \
+            .reshape(c_out, self.gb * cpg * taps)
+        self.cols_shape = (self.nb, self.gb * cpg * taps, self.rows * wo)
+
+
+def _out_block(out: Tensor, ck: _Chunk, b: int) -> Tensor:
+    """(C_out, rows * W_out) view of ``out`` for image b0 + b of the chunk."""
+    c_out, ho, wo = out.shape[1:]
+    return out[ck.b0 + b].view(c_out, ho * wo)[:, ck.r0 * wo:ck.r1 * wo]
+
+
+def _forward(input: Tensor, offset: Tensor, mask: Tensor, weight: Tensor,
+             bias: Optional[Tensor], geom, out_size: _Pair,
+             chunk_numel: int) -> Tensor:
+    kernel, stride, padding, dilation, dg = geom
+    n, c = input.shape[:2]
+    c_out = weight.shape[0]
+    ho, wo = out_size
+    if bias is None:
+        out = input.new_zeros(n, c_out, ho, wo)
+    else:
+        out = bias.view(1, c_out, 1, 1).expand(n, c_out, ho, wo).contiguous()
+    unit_row = (c // dg) * kernel[0] * kernel[1] * wo
+    for ck in _chunks(n, dg, ho, unit_row, chunk_numel):
+        v = _ChunkView(ck, input, offset, mask, weight, geom)
+        cols = _sample(v.x, v.grid).mul_(v.mask).view(v.cols_shape)
+        for b in range(v.nb):
+            _out_block(out, ck, b).addmm_(v.weight, cols[b])
+    return out
+
+
+def _forward_graph(input: Tensor, offset: Tensor, mask: Tensor,
+                   weight: Tensor, bias: Optional[Tensor], geom,
+                   out_size: _Pair) -> Tensor:
+    """Unchunked, out-of-place version (for tracing / ONNX export)."""
+    kernel, stride, padding, dilation, dg = geom
+    n, c, h, w = input.shape
+    c_out = weight.shape[0]
+    ho, wo = out_size
+    taps = kernel[0] * kernel[1]
+    grid, _ = _grid(offset, (h, w), kernel, stride, padding, dilation, dg,
+                    (0, ho), wo)
+    cols = _sample(input.reshape(n * dg, c // dg, h, w), grid)
+    cols = cols * mask.reshape(n * dg, 1, taps * ho, wo)
+    out = torch.matmul(
+        weight.reshape(c_out, c * taps), cols.reshape(n, c * taps, ho * wo))
+    if bias is not None:
+        out = out + bias.view(1, c_out, 1)
+    return out.reshape(n, c_out, ho, wo)
+
+
+class _MDCNFunction(torch.autograd.Function):
+    """Chunked DCNv2 that saves only its inputs and rebuilds the columns of
+    one chunk at a time in the backward (see the module docstring)."""
+
+    @staticmethod
+    def forward(ctx, input, offset, mask, weight, bias, geom, out_size,
+                chunk_numel):
+        ctx.geom, ctx.out_size, ctx.chunk_numel = geom, out_size, chunk_numel
+        ctx.has_bias = bias is not None
+        ctx.save_for_backward(input, offset, mask, weight)
+        return _forward(input, offset, mask, weight, bias, geom, out_size,
+                        chunk_numel)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out):
+        input, offset, mask, weight = ctx.saved_tensors
+        kernel, stride, padding, dilation, dg = ctx.geom
+        need_x, need_off, need_mask, need_w, need_b = ctx.needs_input_grad[:5]
+        n, c, h, w = input.shape
+        c_out = weight.shape[0]
+        ho, wo = ctx.out_size
+        taps = kernel[0] * kernel[1]
+        cpg = c // dg
+        grad_out = grad_out.contiguous()
+        grad_x = torch.zeros_like(input) if need_x else None
+        grad_off = torch.zeros_like(offset) if need_off else None
+        grad_mask = torch.zeros_like(mask) if need_mask else None
+        grad_w = torch.zeros_like(weight) if need_w else None
+        grad_w_blocks = grad_w.view(c_out, dg, cpg * taps) if need_w else None
+        unit_row = cpg * taps * wo
+        for ck in _chunks(n, dg, ho, unit_row, ctx.chunk_numel):
+            v = _ChunkView(ck, input, offset, mask, weight, ctx.geom,
+                           backward=True)
+            x_in = v.x.detach().requires_grad_(need_x)
+            grid_in = v.grid.detach().requires_grad_(need_off)
+            hp, wp = v.norm_size
+            with torch.enable_grad():
+                x_pad = x_in if (hp, wp) == (h, w) else F.pad(
+                    x_in, (0, wp - w, 0, hp - h))
+                sample = _sample(x_pad, grid_in)
+            cols = sample.detach()
+            go = [_out_block(grad_out, ck, b) for b in range(v.nb)]
+            if need_w:
+                masked = (cols * v.mask).view(v.cols_shape)
+                acc = torch.zeros_like(v.weight)
+                for b in range(v.nb):
+                    acc.addmm_(go[b], masked[b].t())
+                grad_w_blocks[:, ck.g0:ck.g1] += acc.view(c_out, v.gb,
+                                                          cpg * taps)
+                del masked
+            if not (need_x or need_off or need_mask):
+                continue
+            # d(loss)/d(masked columns): (nb, gb*cpg*taps, rows*wo)
+            g_cols = torch.stack([v.weight.t() @ g for g in go])
+            g_cols = g_cols.view_as(cols)  # (nb*gb, cpg, taps*rows, wo)
+            if need_mask:
+                gm = (g_cols * cols).sum(dim=1)  # (nb*gb, taps*rows, wo)
+                grad_mask.view(n, dg, taps, ho, wo)[
+                    ck.b0:ck.b1, ck.g0:ck.g1, :, ck.r0:ck.r1] += gm.view(
+                        v.nb, v.gb, taps, v.rows, wo)
+                del gm
+            if need_x or need_off:
+                g_cols.mul_(v.mask)
+                inputs = [t for t, need in ((x_in, need_x),
+                                            (grid_in, need_off)) if need]
+                grads = list(torch.autograd.grad(sample, inputs, g_cols))
+                del g_cols, sample
+                if need_x:
+                    gx = grads.pop(0)
+                    grad_x.view(n, dg, cpg, h, w)[
+                        ck.b0:ck.b1, ck.g0:ck.g1] += gx.view(
+                            v.nb, v.gb, cpg, h, w)
+                if need_off:
+                    # mmcv: no offset gradient at y <= -1 or x <= -1
+                    # (grid_sample has one at exactly -1, from pixel 0)
+                    gg = grads.pop(0).masked_fill_(v.outside, 0).view(
+                        v.nb, v.gb, taps, v.rows, wo, 2)
+                    go_view = grad_off.view(n, dg, taps, 2, ho, wo)[
+                        ck.b0:ck.b1, ck.g0:ck.g1, :, :, ck.r0:ck.r1]
+                    # chain rule through the normalisation of _grid
+                    go_view[:, :, :, 0] += gg[..., 1] * (2.0 / hp)
+                    go_view[:, :, :, 1] += gg[..., 0] * (2.0 / wp)
+        grad_b = grad_out.sum(dim=(0, 2, 3)) if (need_b and ctx.has_bias) \
+            else None
+        return grad_x, grad_off, grad_mask, grad_w, grad_b, None, None, None
+
+
+def modulated_deform_conv2d_torch(input: Tensor,
+                                  offset: Tensor,
+                                  mask: Tensor,
+                                  weight: Tensor,
+                                  bias: Optional[Tensor],
+                                  stride: _Pair,
+                                  padding: _Pair,
+                                  dilation: _Pair,
+                                  deform_groups: int,
+                                  chunk_numel: Optional[int] = None) -> Tensor:
+    """DCNv2 in PyTorch operators; arguments already validated.
+
+    Same arguments as :func:`mmfapn.ops.modulated_deform_conv2d` (pairs for
+    the geometry), plus ``chunk_numel``: the most column elements built at
+    once (default :func:`default_chunk_numel`).  Under tracing / ONNX export
+    the layer runs unchunked with out-of-place operators.  float16 and
+    bfloat16 inputs are computed in float32 (sampling positions in a
+    low-precision normalised grid would be off by a large fraction of a
+    pixel) and the output is cast back.
+    """
+    if input.dtype in _UPCAST:
+        # grid_sample's normalised grid in bfloat16 has 8 significant bits:
+        # a sampling position would be off by up to W / 512 pixels.  Sample
+        # and accumulate in float32, return the input dtype.
+        out = modulated_deform_conv2d_torch(
+            input.float(), offset.float(), mask.float(), weight.float(),
+            None if bias is None else bias.float(), stride, padding,
+            dilation, deform_groups, chunk_numel)
+        return out.to(input.dtype)
+    kernel = (weight.shape[2], weight.shape[3])
+    out_size = tuple(mask.shape[-2:])
+    geom = (kernel, stride, padding, dilation, deform_groups)
+    if torch.jit.is_tracing() or torch.jit.is_scripting() or \
+            torch.compiler.is_compiling():
+        return _forward_graph(input, offset, mask, weight, bias, geom,
+                              out_size)
+    if chunk_numel is None:
+        chunk_numel = default_chunk_numel(input, weight, out_size)
+    if chunk_numel < 1:
+        raise ValueError(f'chunk_numel must be positive, got {chunk_numel}')
+    input, offset, mask, weight = (t.contiguous()
+                                   for t in (input, offset, mask, weight))
+    needs_grad = torch.is_grad_enabled() and any(
+        t is not None and t.requires_grad
+        for t in (input, offset, mask, weight, bias))
+    if needs_grad:
+        return _MDCNFunction.apply(input, offset, mask, weight, bias, geom,
+                                   out_size, chunk_numel)
+    return _forward(input, offset, mask, weight, bias, geom, out_size,
+                    chunk_numel)
+
+
+__all__: List[str] = [
+    'modulated_deform_conv2d_torch', 'im2col_numel', 'default_chunk_numel',
+    'MIN_CHUNK_NUMEL'
+]
