@@ -3,3 +3,4 @@ from importlib.util import find_spec
 
 if find_spec('mmseg') is not None:  # absent in an mmdet-only install
     from .fapn_head import FaPNHead  # noqa: F401
+    from .uper_fapn_head import UPerFaPNHead  # noqa: F401
