@@ -1,15 +1,22 @@
 """A modulated deformable conv whose offsets come from a guidance tensor."""
+import math
 from typing import Tuple, Union
 
 import torch
-from mmcv.ops import ModulatedDeformConv2d
 from torch import Tensor, nn
+from torch.nn.modules.utils import _pair, _single
 
-from .modulated_deform_conv import IMPLS, modulated_deform_conv2d
+from .modulated_deform_conv import check_impl, modulated_deform_conv2d
 
 
-class GuidedModulatedDeformConv2d(ModulatedDeformConv2d):
+class GuidedModulatedDeformConv2d(nn.Module):
     """DCNv2 that samples ``x`` with offsets predicted from another tensor.
+
+    It has the attributes, parameters and initialisation of mmcv's
+    ``ModulatedDeformConv2d`` (``weight``, ``bias``, ``in_channels``, ...,
+    weight U(+-1/sqrt(C_in*kh*kw)), bias 0) without subclassing it: mmcv's
+    class cannot even be imported when mmcv's compiled ops are missing,
+    while this layer then runs on the PyTorch implementation.
 
     mmcv's ``ModulatedDeformConv2dPack`` predicts offsets from its own input;
     FaPN predicts them from the lateral and the upsampled map (the "guide")
@@ -53,20 +60,31 @@ class GuidedModulatedDeformConv2d(ModulatedDeformConv2d):
                  bias: bool = True,
                  offset_kernel_size: int = 3,
                  dcn_impl: str = 'auto') -> None:
-        super().__init__(
-            in_channels,
-            out_channels,
-            kernel_size,
-            stride=stride,
-            padding=padding,
-            dilation=dilation,
-            groups=1,
-            deform_groups=deform_groups,
-            bias=bias)
-        if dcn_impl not in IMPLS:
-            raise ValueError(f'dcn_impl must be one of {IMPLS}, '
-                             f'got {dcn_impl!r}')
+        super().__init__()
+        check_impl(dcn_impl, 'dcn_impl')
+        if in_channels % deform_groups:
+            raise ValueError(f'in_channels ({in_channels}) must be divisible '
+                             f'by deform_groups ({deform_groups})')
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.kernel_size = _pair(kernel_size)
+        self.stride = _pair(stride)
+        self.padding = _pair(padding)
+        self.dilation = _pair(dilation)
+        self.groups = 1
+        self.deform_groups = deform_groups
+        # nn.Conv2d compatibility, as mmcv's class
+        self.transposed = False
+        self.output_padding = _single(0)
+        self.weight = nn.Parameter(
+            torch.empty(out_channels, in_channels, *self.kernel_size))
+        if bias:
+            self.bias = nn.Parameter(torch.empty(out_channels))
+        else:
+            self.register_parameter('bias', None)
         self.dcn_impl = dcn_impl
+        # same random stream as mmcv's class: main weight first
+        self.reset_main_weights()
         kh, kw = self.kernel_size
         self.conv_offset = nn.Conv2d(
             guide_channels,
@@ -76,24 +94,31 @@ class GuidedModulatedDeformConv2d(ModulatedDeformConv2d):
             bias=True)
         self.init_offset()
 
+    def reset_main_weights(self) -> None:
+        """mmcv's ``ModulatedDeformConv2d.init_weights``: weight
+        U(+-1/sqrt(C_in*kh*kw)), bias 0."""
+        n = self.in_channels * self.kernel_size[0] * self.kernel_size[1]
+        stdv = 1. / math.sqrt(n)
+        self.weight.data.uniform_(-stdv, stdv)
+        if self.bias is not None:
+            self.bias.data.zero_()
+
     def init_offset(self) -> None:
         """Zero the offset/mask conv: offsets 0 and mask 0.5 at start."""
         nn.init.zeros_(self.conv_offset.weight)
         nn.init.zeros_(self.conv_offset.bias)
 
     def init_weights(self) -> None:
-        super().init_weights()
-        # ModulatedDeformConv2d.__init__ calls init_weights before
-        # conv_offset exists.
-        if hasattr(self, 'conv_offset'):
-            self.init_offset()
+        """mmcv's init for the main conv, zero offset/mask conv."""
+        self.reset_main_weights()
+        self.init_offset()
 
     def offset_and_mask(self, guide: Tensor) -> Tuple[Tensor, Tensor]:
         """Predict (offset, mask) from ``guide``."""
         o1, o2, mask = torch.chunk(self.conv_offset(guide), 3, dim=1)
         return torch.cat((o1, o2), dim=1), torch.sigmoid(mask)
 
-    def forward(self, x: Tensor, guide: Tensor) -> Tensor:  # type: ignore[override]
+    def forward(self, x: Tensor, guide: Tensor) -> Tensor:
         offset, mask = self.offset_and_mask(guide)
         return modulated_deform_conv2d(
             x,
