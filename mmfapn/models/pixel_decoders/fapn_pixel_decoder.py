@@ -13,6 +13,23 @@ from mmfapn.models.layers import FeatureAlignModule, FeatureSelectionModule
 from mmfapn.registry import register_model
 
 
+class BorrowedNorm(nn.Module):
+    """Applies a norm layer that another module owns.
+
+    The layer is kept out of this module's registered children, so its
+    parameters are counted, saved and handed to the optimizer once, under
+    the owner's name (mmengine's optimizer constructor would otherwise put
+    a shared layer's parameters in two groups, which torch rejects).
+    """
+
+    def __init__(self, norm: nn.Module) -> None:
+        super().__init__()
+        object.__setattr__(self, 'borrowed', norm)  # not a submodule
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.borrowed(x)
+
+
 @register_model
 class FaPNPixelDecoder(BaseModule):
     """MaskFormer's FPN pixel decoder with FaPN's feature alignment.
@@ -48,8 +65,12 @@ class FaPNPixelDecoder(BaseModule):
     instance as the output conv of its level, so the offset fusion conv and
     the output conv share one pair of affine parameters (statistics are
     computed per call; only the 2 x 256 weights are shared).
-    ``share_offset_norm=True`` (default) reproduces it and keeps the released
-    checkpoints' parameter count; ``False`` gives each its own GN.
+    ``share_offset_norm=True`` (default) reproduces it: the offset fusion
+    applies the output conv's GN through :class:`BorrowedNorm`, so the
+    parameters exist once (``output_convs.i.gn.*``; the released checkpoints
+    hold them under both names, with equal values) and the parameter count
+    is the released one.  ``False`` gives each conv its own GN (+1,536
+    parameters with 256 channels and 4 levels).
 
     Args:
         in_channels (list[int]): channels of the backbone levels, finest
@@ -66,7 +87,8 @@ class FaPNPixelDecoder(BaseModule):
             the FaPN neck: no norm) instead of ``GN(conv1x1)``; the paper's
             full FaPN.  Default False (the released decoder has no FSM).
         share_offset_norm (bool): reproduce the shared-GN quirk (see above).
-            Needs ``norm_cfg``. Default True.
+            Needs a ``norm_cfg`` without running statistics (GN, LN).
+            Default True.
         deform_groups (int): deformable groups of each FAM. Default 8.
         upsample_cfg (dict, optional): interpolation of the top-down path,
             see :class:`~mmfapn.models.FeatureAlignModule`. Default bilinear,
@@ -144,9 +166,16 @@ class FaPNPixelDecoder(BaseModule):
                 norm_cfg=norm_cfg,
                 dcn_impl=dcn_impl)
             if share_offset_norm:
-                # one GN instance for both convs, as the released code
+                # the released code passes one GN instance to both convs
+                norm = output_conv.norm
+                if getattr(norm, 'track_running_stats', False):
+                    raise ValueError(
+                        'FaPNPixelDecoder: share_offset_norm=True shares one '
+                        'norm layer between two convs, which needs a norm '
+                        'without running statistics (e.g. GN), got '
+                        f'norm_cfg={norm_cfg}')
                 fusion = align.offset_fusion
-                setattr(fusion, fusion.norm_name, output_conv.norm)
+                setattr(fusion, fusion.norm_name, BorrowedNorm(norm))
             self.lateral_convs.append(lateral)
             self.align_modules.append(align)
             self.output_convs.append(output_conv)

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from mmfapn.models.layers import FeatureSelectionModule
 from mmfapn.models.pixel_decoders import FaPNPixelDecoder
+from mmfapn.models.pixel_decoders.fapn_pixel_decoder import BorrowedNorm
 
 R50 = [256, 512, 1024, 2048]
 SWIN_L = [192, 384, 768, 1536]
@@ -146,17 +147,48 @@ def test_shared_group_norm_quirk():
     separate = FaPNPixelDecoder(R50, 256, 256, share_offset_norm=False)
     for i in range(3):
         fam_norm = shared.align_modules[i].offset_fusion.norm
-        assert fam_norm is shared.output_convs[i].norm
-        assert isinstance(fam_norm, torch.nn.GroupNorm)
-        assert fam_norm.num_groups == 32
+        assert isinstance(fam_norm, BorrowedNorm)
+        assert fam_norm.borrowed is shared.output_convs[i].norm
+        assert isinstance(fam_norm.borrowed, torch.nn.GroupNorm)
+        assert fam_norm.borrowed.num_groups == 32
+        assert isinstance(separate.align_modules[i].offset_fusion.norm,
+                          torch.nn.GroupNorm)
         assert separate.align_modules[i].offset_fusion.norm is not \
             separate.output_convs[i].norm
-    # both keys are in the state dict, as in the released checkpoints
+    # the shared GN is saved and optimised once, under the output conv
     keys = shared.state_dict().keys()
-    assert 'align_modules.0.offset_fusion.gn.weight' in keys
     assert 'output_convs.0.gn.weight' in keys
+    assert not any(k.startswith('align_modules.0.offset_fusion.gn')
+                   for k in keys)
+    names = [n for n, _ in shared.named_parameters()]
+    assert len(names) == len(set(id(p) for p in shared.parameters()))
     with pytest.raises(ValueError, match='share_offset_norm'):
         FaPNPixelDecoder(R50, 256, 256, norm_cfg=None)
+    with pytest.raises(ValueError, match='running statistics'):
+        FaPNPixelDecoder(R50, 256, 256, norm_cfg=dict(type='BN'))
+
+
+def test_shared_norm_works_with_mmengine_paramwise_optimizer():
+    """mmengine's optimizer constructor with paramwise_cfg (as every
+    MaskFormer config uses) walks modules, not parameters: a GN registered
+    under two parents would enter two parameter groups and torch would
+    refuse the optimizer."""
+    from mmengine.optim import build_optim_wrapper
+    dec = FaPNPixelDecoder([16, 32], 32, 32)
+    cfg = dict(optimizer=dict(type='AdamW', lr=1e-4, weight_decay=1e-4),
+               paramwise_cfg=dict(custom_keys={'align_modules': dict(
+                   lr_mult=0.1)}, norm_decay_mult=0.0))
+    wrapper = build_optim_wrapper(dec, cfg)
+    grouped = [p for g in wrapper.optimizer.param_groups for p in g['params']]
+    assert len(grouped) == len(list(dec.parameters()))
+    # one step moves the shared GN the same for both convs
+    x = [torch.randn(1, 16, 8, 8), torch.randn(1, 32, 4, 4)]
+    out, _ = dec(x, None)
+    out.sum().backward()
+    wrapper.step()
+    gn = dec.output_convs[0].norm
+    assert dec.align_modules[0].offset_fusion.norm.borrowed is gn
+    assert not torch.all(gn.bias == 0)
 
 
 def test_released_structure_without_fsm():
