@@ -72,27 +72,30 @@ class _Chunk:
 
 def _chunks(n: int, dg: int, out_h: int, unit_row: int,
             chunk_numel: int) -> Iterator[_Chunk]:
-    """Split (batch, group, rows) so each chunk has <= chunk_numel columns
+    """Split (batch, rows, groups) so each chunk has <= chunk_numel columns
     (one output row of one group of one image is the smallest chunk).
 
+    Whole images first, then output rows with all groups (the matrix
+    product keeps its full depth C_in * kh * kw and each output element is
+    written once), groups only when one row of all groups is too large.
     ``unit_row`` is the column count of one row of one group of one image.
     """
-    per_group = unit_row * out_h
-    if per_group * dg <= chunk_numel:
-        nb = max(1, chunk_numel // (per_group * dg))
+    row = unit_row * dg
+    if row * out_h <= chunk_numel:
+        nb = chunk_numel // (row * out_h)
         for b0 in range(0, n, nb):
             yield _Chunk(b0, min(n, b0 + nb), 0, dg, 0, out_h)
-    elif per_group <= chunk_numel:
-        gb = chunk_numel // per_group
+    elif row <= chunk_numel:
+        rows = chunk_numel // row
         for b in range(n):
-            for g0 in range(0, dg, gb):
-                yield _Chunk(b, b + 1, g0, min(dg, g0 + gb), 0, out_h)
+            for r0 in range(0, out_h, rows):
+                yield _Chunk(b, b + 1, 0, dg, r0, min(out_h, r0 + rows))
     else:
-        rows = max(1, chunk_numel // unit_row)
+        gb = max(1, chunk_numel // unit_row)
         for b in range(n):
-            for g in range(dg):
-                for r0 in range(0, out_h, rows):
-                    yield _Chunk(b, b + 1, g, g + 1, r0, min(out_h, r0 + rows))
+            for r in range(out_h):
+                for g0 in range(0, dg, gb):
+                    yield _Chunk(b, b + 1, g0, min(dg, g0 + gb), r, r + 1)
 
 
 def _pow2(size: int) -> int:
@@ -101,7 +104,6 @@ def _pow2(size: int) -> int:
 
 def _grid(offset: Tensor, norm_size: _Pair, kernel: _Pair, stride: _Pair,
           padding: _Pair, dilation: _Pair, dg: int, rows: Tuple[int, int],
-          wo: int,
           with_outside: bool = False) -> Tuple[Tensor, Optional[Tensor]]:
     """Normalised sampling grid for output rows ``rows`` of ``offset``.
 
@@ -111,13 +113,13 @@ def _grid(offset: Tensor, norm_size: _Pair, kernel: _Pair, stride: _Pair,
     ``norm_size`` and, if ``with_outside``, a bool tensor (n * dg',
     kh * kw * rows, W_out, 1) marking positions with y <= -1 or x <= -1.
     """
-    n = offset.shape[0]
+    n, _, ho, wo = offset.shape
     kh, kw = kernel
     taps = kh * kw
     r0, r1 = rows
     h, w = norm_size
     dtype, device = offset.dtype, offset.device
-    off = offset.view(n, dg, taps, 2, offset.shape[-2], wo)[..., r0:r1, :]
+    off = offset.view(n, dg, taps, 2, ho, wo)[..., r0:r1, :]
     # position of tap (i, j) at output (y, x): y*s - p + i*d (+ offset)
     out_y = torch.arange(r0, r1, device=device, dtype=dtype) * stride[0] - \
         padding[0]
@@ -145,7 +147,11 @@ def _sample(x: Tensor, grid: Tensor) -> Tensor:
 
 
 class _ChunkView:
-    """Slices of the inputs belonging to one chunk."""
+    """Slices of the inputs belonging to one chunk.
+
+    ``input`` may be the zero-padded input of the backward; ``norm_size`` is
+    its size, ``in_size`` the real one.
+    """
 
     def __init__(self, ck: _Chunk, input, offset, mask, weight, geom,
                  backward: bool = False):
@@ -161,15 +167,9 @@ class _ChunkView:
                                             w)[:, ck.g0:ck.g1].reshape(
                                                 self.nb * self.gb, cpg, h, w)
         off = offset[ck.b0:ck.b1, 2 * taps * ck.g0:2 * taps * ck.g1]
-        # The backward samples an input zero-padded (bottom/right) to powers
-        # of two: then (2p + 1) / size is exact and grid_sample recovers an
-        # integer position p exactly, so its one-sided derivative at integer
-        # positions (zero offsets: FaPN's initial state) is mmcv's.  Padding
-        # with zeros is what sampling outside the image reads anyway.
-        self.norm_size = (_pow2(h), _pow2(w)) if backward else (h, w)
-        self.grid, self.outside = _grid(off, self.norm_size, kernel, stride,
+        self.grid, self.outside = _grid(off, (h, w), kernel, stride,
                                         padding, dilation, self.gb,
-                                        (ck.r0, ck.r1), wo, backward)
+                                        (ck.r0, ck.r1), backward)
         self.mask = mask[ck.b0:ck.b1].reshape(
             self.nb, dg, taps, ho, wo)[:, ck.g0:ck.g1, :, ck.r0:ck.r1].reshape(
                 self.nb * self.gb, 1, taps * self.rows, wo)
@@ -204,6 +204,7 @@ def _forward(input: Tensor, offset: Tensor, mask: Tensor, weight: Tensor,
         cols = _sample(v.x, v.grid).mul_(v.mask).view(v.cols_shape)
         for b in range(v.nb):
             _out_block(out, ck, b).addmm_(v.weight, cols[b])
+        del cols
     return out
 
 
@@ -217,7 +218,7 @@ def _forward_graph(input: Tensor, offset: Tensor, mask: Tensor,
     ho, wo = out_size
     taps = kernel[0] * kernel[1]
     grid, _ = _grid(offset, (h, w), kernel, stride, padding, dilation, dg,
-                    (0, ho), wo)
+                    (0, ho))
     cols = _sample(input.reshape(n * dg, c // dg, h, w), grid)
     cols = cols * mask.reshape(n * dg, 1, taps * ho, wo)
     out = torch.matmul(
@@ -251,44 +252,58 @@ class _MDCNFunction(torch.autograd.Function):
         ho, wo = ctx.out_size
         taps = kernel[0] * kernel[1]
         cpg = c // dg
+        # Sample an input zero-padded (bottom/right) to powers of two: then
+        # (2p + 1) / size is exact and grid_sample recovers an integer
+        # position p exactly, so its one-sided derivative at integer
+        # positions (zero offsets: FaPN's initial state) is mmcv's.  The
+        # padding is zeros, which is what sampling outside reads anyway.
+        hp, wp = _pow2(h), _pow2(w)
+        x_pad = input if (hp, wp) == (h, w) else F.pad(
+            input, (0, wp - w, 0, hp - h))
         grad_out = grad_out.contiguous()
-        grad_x = torch.zeros_like(input) if need_x else None
+        grad_xp = torch.zeros_like(x_pad) if need_x else None
         grad_off = torch.zeros_like(offset) if need_off else None
         grad_mask = torch.zeros_like(mask) if need_mask else None
         grad_w = torch.zeros_like(weight) if need_w else None
         grad_w_blocks = grad_w.view(c_out, dg, cpg * taps) if need_w else None
         unit_row = cpg * taps * wo
         for ck in _chunks(n, dg, ho, unit_row, ctx.chunk_numel):
-            v = _ChunkView(ck, input, offset, mask, weight, ctx.geom,
+            v = _ChunkView(ck, x_pad, offset, mask, weight, ctx.geom,
                            backward=True)
             x_in = v.x.detach().requires_grad_(need_x)
             grid_in = v.grid.detach().requires_grad_(need_off)
-            hp, wp = v.norm_size
             with torch.enable_grad():
-                x_pad = x_in if (hp, wp) == (h, w) else F.pad(
-                    x_in, (0, wp - w, 0, hp - h))
-                sample = _sample(x_pad, grid_in)
+                sample = _sample(x_in, grid_in)
             cols = sample.detach()
             go = [_out_block(grad_out, ck, b) for b in range(v.nb)]
             if need_w:
                 masked = (cols * v.mask).view(v.cols_shape)
-                acc = torch.zeros_like(v.weight)
+                # all groups: accumulate in place
+                acc = grad_w.view(c_out, -1) if v.gb == dg else \
+                    torch.zeros_like(v.weight)
                 for b in range(v.nb):
                     acc.addmm_(go[b], masked[b].t())
-                grad_w_blocks[:, ck.g0:ck.g1] += acc.view(c_out, v.gb,
-                                                          cpg * taps)
+                if v.gb != dg:
+                    grad_w_blocks[:, ck.g0:ck.g1] += acc.view(
+                        c_out, v.gb, cpg * taps)
                 del masked
             if not (need_x or need_off or need_mask):
                 continue
-            # d(loss)/d(masked columns): (nb, gb*cpg*taps, rows*wo)
-            g_cols = torch.stack([v.weight.t() @ g for g in go])
-            g_cols = g_cols.view_as(cols)  # (nb*gb, cpg, taps*rows, wo)
+            # d(loss)/d(masked columns): (nb*gb, cpg, taps*rows, wo)
+            if v.nb == 1:
+                g_cols = torch.mm(v.weight.t(), go[0])
+            else:
+                g_cols = torch.stack([torch.mm(v.weight.t(), g) for g in go])
+            g_cols = g_cols.view_as(cols)
             if need_mask:
-                gm = (g_cols * cols).sum(dim=1)  # (nb*gb, taps*rows, wo)
+                # in place on the sampled columns (no longer needed; the
+                # grid_sample backward reads only its input and grid)
+                gm = cols.mul_(g_cols).sum(dim=1)  # (nb*gb, taps*rows, wo)
                 grad_mask.view(n, dg, taps, ho, wo)[
                     ck.b0:ck.b1, ck.g0:ck.g1, :, ck.r0:ck.r1] += gm.view(
                         v.nb, v.gb, taps, v.rows, wo)
                 del gm
+            del cols
             if need_x or need_off:
                 g_cols.mul_(v.mask)
                 inputs = [t for t, need in ((x_in, need_x),
@@ -297,9 +312,10 @@ class _MDCNFunction(torch.autograd.Function):
                 del g_cols, sample
                 if need_x:
                     gx = grads.pop(0)
-                    grad_x.view(n, dg, cpg, h, w)[
+                    grad_xp.view(n, dg, cpg, hp, wp)[
                         ck.b0:ck.b1, ck.g0:ck.g1] += gx.view(
-                            v.nb, v.gb, cpg, h, w)
+                            v.nb, v.gb, cpg, hp, wp)
+                    del gx
                 if need_off:
                     # mmcv: no offset gradient at y <= -1 or x <= -1
                     # (grid_sample has one at exactly -1, from pixel 0)
@@ -310,6 +326,10 @@ class _MDCNFunction(torch.autograd.Function):
                     # chain rule through the normalisation of _grid
                     go_view[:, :, :, 0] += gg[..., 1] * (2.0 / hp)
                     go_view[:, :, :, 1] += gg[..., 0] * (2.0 / wp)
+        grad_x = None
+        if need_x:
+            grad_x = grad_xp if grad_xp.shape == input.shape else \
+                grad_xp[..., :h, :w].contiguous()
         grad_b = grad_out.sum(dim=(0, 2, 3)) if (need_b and ctx.has_bias) \
             else None
         return grad_x, grad_off, grad_mask, grad_w, grad_b, None, None, None

@@ -94,7 +94,7 @@ def test_integer_offsets_match_mmcv_gradients(h, w):
                                        msg=lambda m: f'{name}: {m}')
 
 
-@pytest.mark.parametrize('chunk_numel', [1, 97, 600, 5000, 10**9])
+@pytest.mark.parametrize('chunk_numel', [1, 97, 600, 5000, 20000, 10**9])
 def test_chunking_changes_nothing(chunk_numel, monkeypatch):
     """Chunks over batch, groups and output rows give the same numbers, and
     no chunk's column buffer exceeds the budget (one output row of one group
