@@ -190,3 +190,34 @@ def test_coco_stuff_recipe(seg_config):
     assert head.num_classes == 171
     assert head.loss_cls.class_weight == [1.0] * 171 + [0.1]
     assert cfg.model.data_preprocessor.size == (640, 640)
+
+
+def test_metafiles_index_every_maskformer_config():
+    """mim's model index lists both metafiles; every config has an entry
+    named after it, and the only results are the paper's Table 7 numbers."""
+    import glob
+    import os.path as osp
+
+    import yaml
+    repo = osp.dirname(osp.dirname(osp.dirname(osp.dirname(
+        osp.abspath(__file__)))))
+    index = yaml.safe_load(open(osp.join(repo, 'model-index.yml')))
+    results = {}
+    for folder in ('configs/seg/maskformer', 'configs/det/maskformer'):
+        assert f'{folder}/metafile.yml' in index['Import']
+        meta = yaml.safe_load(open(osp.join(repo, folder, 'metafile.yml')))
+        names = {m['Name']: m for m in meta['Models']}
+        configs = {osp.basename(p)[:-3]
+                   for p in glob.glob(osp.join(repo, folder, '*.py'))}
+        assert set(names) == configs
+        for name, model in names.items():
+            assert model['Config'] == f'{folder}/{name}.py'
+            assert 'Weights' not in model  # no checkpoint exists
+            for res in model.get('Results', []):
+                results[name] = res['Metrics']
+    assert results == {
+        'maskformer_swin-l_fapn_8xb2-160k_ade20k-640x640':
+        {'mIoU': 55.2, 'mIoU(ms+flip)': 56.7},
+        'maskformer_r101_fapn_8xb4-60k_coco-stuff10k-640x640':
+        {'mIoU': 39.6, 'mIoU(ms+flip)': 40.6},
+    }
