@@ -30,6 +30,15 @@ class FeatureAlignModule(BaseModule):
     plain 3x3 conv; :meth:`init_weights` keeps it zero whatever ``init_cfg``
     a parent applies.
 
+    With ``single_input=True`` (FaPN Table 1, "FAM after fusion") the
+    module takes one map ``x`` (the fused ``lat + up``) and predicts the
+    offsets from it directly, without the 1x1 offset fusion conv::
+
+        return relu(MDCN_3x3(x; offsets, mask from conv3x3(x)))
+
+    There is no residual: the aligned map replaces the fused one, as
+    ``aligned`` replaces ``up`` before fusion in the default mode.
+
     Args:
         channels (int): C of ``lat``, ``coarse`` and the output.
         deform_groups (int): deformable groups of the MDCN. Default 8.
@@ -42,11 +51,13 @@ class FeatureAlignModule(BaseModule):
         up_scale (float): factor on ``up`` in the offset branch. Default 2.
         dcn_impl (str): deformable conv implementation, see
             :func:`mmfapn.ops.modulated_deform_conv2d`.
+        single_input (bool): the one-input "after fusion" mode above
+            (no ``offset_fusion``). Default False.
         init_cfg (dict, optional): mmengine init config.
 
     Shapes:
         lat: (N, C, H, W); coarse: (N, C, h, w) with any h, w;
-        output: (N, C, H, W).
+        output: (N, C, H, W).  ``single_input``: x (N, C, H, W) -> same.
     """
 
     def __init__(self,
@@ -58,9 +69,11 @@ class FeatureAlignModule(BaseModule):
                  conv_cfg: Optional[dict] = None,
                  up_scale: float = 2.0,
                  dcn_impl: str = 'auto',
+                 single_input: bool = False,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.channels = channels
+        self.single_input = single_input
         self.up_scale = up_scale
         self.upsample_cfg = dict(mode='bilinear', align_corners=False)
         if upsample_cfg is not None:
@@ -72,7 +85,7 @@ class FeatureAlignModule(BaseModule):
                 f'{self.upsample_cfg}')
         if self.upsample_cfg.get('mode') in ('nearest', 'area'):
             self.upsample_cfg.pop('align_corners', None)
-        self.offset_fusion = ConvModule(
+        self.offset_fusion = None if single_input else ConvModule(
             2 * channels,
             channels,
             1,
@@ -94,7 +107,8 @@ class FeatureAlignModule(BaseModule):
     def reset_parameters(self) -> None:
         """Released init: Caffe2Xavier 1x1 conv, mmcv default MDCN weight
         (U(+-1/sqrt(C*k*k)), bias 0), zero offset/mask conv."""
-        caffe2_xavier_init(self.offset_fusion.conv)
+        if self.offset_fusion is not None:
+            caffe2_xavier_init(self.offset_fusion.conv)
         self.dcn.init_weights()
 
     def init_weights(self) -> None:
@@ -108,11 +122,26 @@ class FeatureAlignModule(BaseModule):
             return coarse
         return F.interpolate(coarse, size=size, **self.upsample_cfg)
 
+    def init_offset(self) -> None:
+        """Zero the offset/mask conv (offsets 0, mask 0.5)."""
+        self.dcn.init_offset()
+
     def align(self, lat: Tensor, up: Tensor) -> Tensor:
         """The aligned upsampled map (before the sum with ``lat``)."""
+        if self.single_input:
+            raise TypeError('FeatureAlignModule(single_input=True) aligns '
+                            'one map: call it as fam(x), not align(lat, up)')
         guide = self.offset_fusion(torch.cat([lat, up * self.up_scale], 1))
         return F.relu(self.dcn(up, guide))
 
-    def forward(self, lat: Tensor, coarse: Tensor) -> Tensor:
+    def forward(self, lat: Tensor, coarse: Optional[Tensor] = None) -> Tensor:
+        if self.single_input:
+            if coarse is not None:
+                raise TypeError('FeatureAlignModule(single_input=True) takes '
+                                'one map (the fused one), got two')
+            return F.relu(self.dcn(lat, lat))
+        if coarse is None:
+            raise TypeError('FeatureAlignModule needs (lat, coarse); '
+                            'set single_input=True for the one-map mode')
         up = self.upsample(coarse, lat.shape[-2:])
         return self.align(lat, up) + lat

@@ -7,10 +7,29 @@ from mmengine.model import BaseModule
 from mmengine.model.weight_init import caffe2_xavier_init
 from torch import Tensor, nn
 
-from mmfapn.models.layers import FeatureAlignModule, FeatureSelectionModule
-from mmfapn.registry import register_model
+from mmfapn.models.layers import (AlignFA, DeconvUpsample,
+                                   FeatureAlignModule, FeatureSelectionModule)
+from mmfapn.registry import available_model_registries, register_model
 
 _EXTRA_SOURCES = ('on_input', 'on_lateral', 'on_output')
+# ablation switches (FaPN Table 1, AlignSeg): see the FaPN docstring
+LATERALS = ('fsm', 'se', 'conv')
+ALIGNS = ('fam', 'fam_after_fusion', 'flow', 'deconv', 'none')
+
+
+def _build_submodule(cfg: dict) -> nn.Module:
+    """Build ``cfg`` from whichever toolbox registry (mmdet/mmseg) knows its
+    type, independent of the current default scope."""
+    if not isinstance(cfg, dict) or 'type' not in cfg:
+        raise TypeError(f'FaPN: context_cfg must be a dict with a type, got '
+                        f'{cfg!r}')
+    registries = available_model_registries()
+    for registry in registries:
+        if not isinstance(cfg['type'], str) or \
+                registry.get(cfg['type']) is not None:
+            return registry.build(cfg)
+    raise KeyError(f'FaPN: context_cfg type {cfg["type"]!r} is not registered'
+                   ' in ' + ', '.join(r.name for r in registries))
 
 
 @register_model
@@ -38,6 +57,37 @@ class FaPN(BaseModule):
     :meth:`init_weights`).  With ResNet-50 channels, ``out_channels=256`` and
     ``deform_groups=8`` the neck has 7,786,888 parameters (FPN: 3,344,384).
 
+    Ablation switches (FaPN Table 1 and AlignSeg; the defaults are FaPN as
+    released).  ``lateral`` picks the lateral of every level but the top:
+
+    * ``'fsm'``: :class:`FeatureSelectionModule` (FaPN);
+    * ``'se'``: the FSM without its ``x +`` skip, an SE block then the 1x1
+      projection (the paper's "FAM + SE" row; same parameters as FSM);
+    * ``'conv'``: a plain 1x1 conv with bias (FPN's lateral).
+
+    ``align`` picks how ``lat`` (the lateral) and ``prev`` are fused::
+
+        'fam'              prev = FAM(lat, prev)               FaPN
+        'fam_after_fusion' prev = FAM1(lat + up(prev))         Table 1 row "FAM†"
+        'flow'             prev = AlignFA(lat, prev)           AlignSeg §3.2
+        'deconv'           prev = lat + deconv2x(prev)         Table 1 "deconv"
+        'none'             prev = lat + up(prev)               FPN
+
+    ``up`` is the ``upsample_cfg`` interpolation; ``FAM1`` is the FAM in
+    its one-input mode (offsets from the fused map itself: no 1x1 offset
+    conv, no residual, see :class:`FeatureAlignModule`); AlignFA warps both
+    inputs with zero-initialised flows (:class:`AlignFA`); deconv is a
+    bilinear-initialised 4x4 stride-2 transposed conv
+    (:class:`DeconvUpsample`).  ``top_output_conv=True`` adds FPN's 3x3
+    output conv on the top level, ``extra_output_convs=k`` stacks k more
+    3x3 convs after every level's output (the "FPN + extra 3x3 conv" row),
+    and ``context_cfg`` inserts a context module such as :class:`AlignCM`
+    on the top backbone level before its lateral.  With ``lateral='conv'``,
+    ``align='none'``, ``top_output_conv=True`` and nearest upsampling the
+    neck is mmdet's/mmseg's FPN (same keys, same outputs).  Parameter
+    deltas over FPN in the full PointRend R50 model (measured by
+    ``tests/configs/seg/test_ablation_configs.py``): see the README.
+
     Args:
         in_channels (list[int]): channels of each backbone level.
         out_channels (int): channels of every output level.
@@ -61,6 +111,21 @@ class FaPN(BaseModule):
             released (mmdet's FPN uses nearest).
         deform_groups (int): deformable groups of each FAM. Default 8.
         dcn_impl (str): deformable conv implementation ('auto', 'mmcv').
+        lateral (str): 'fsm' (default), 'se' or 'conv', see above.
+        align (str): 'fam' (default), 'fam_after_fusion', 'flow', 'deconv'
+            or 'none', see above.
+        align_cfg (dict, optional): extra keyword arguments of the aligner
+            of every level (FeatureAlignModule, AlignFA or DeconvUpsample),
+            e.g. ``dict(norm_cfg=dict(type='SyncBN'))`` for AlignFA's flow
+            heads.  Not allowed with ``align='none'``.
+        top_output_conv (bool): a 3x3 output conv on the top level too, as
+            FPN (False as released).
+        extra_output_convs (int): 3x3 convs (conv/norm/act configs of the
+            output convs) stacked after every used level's output. Default 0.
+        context_cfg (dict, optional): a module applied to the top used
+            backbone level before its lateral (e.g. ``dict(type='AlignCM',
+            in_channels=2048, channels=256)``); it must expose
+            ``out_channels``, which becomes the top lateral's input.
         init_cfg (dict | list[dict], optional): extra mmengine init applied
             by :meth:`init_weights`; None keeps the released init.
 
@@ -85,8 +150,42 @@ class FaPN(BaseModule):
                  upsample_cfg: Optional[dict] = None,
                  deform_groups: int = 8,
                  dcn_impl: str = 'auto',
+                 lateral: str = 'fsm',
+                 align: str = 'fam',
+                 align_cfg: Optional[dict] = None,
+                 top_output_conv: bool = False,
+                 extra_output_convs: int = 0,
+                 context_cfg: Optional[dict] = None,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         super().__init__(init_cfg=init_cfg)
+        if lateral not in LATERALS:
+            raise ValueError(f'FaPN: unknown lateral={lateral!r}; expected '
+                             f'one of {LATERALS}')
+        if align not in ALIGNS:
+            raise ValueError(f'FaPN: unknown align={align!r}; expected one '
+                             f'of {ALIGNS}')
+        if align_cfg is not None and (not isinstance(align_cfg, dict)
+                                      or align == 'none'):
+            raise ValueError(f'FaPN: align_cfg={align_cfg!r} is only allowed '
+                             f'as a dict for an aligner with parameters, got '
+                             f"align={align!r}")
+        if not isinstance(extra_output_convs, int) or isinstance(
+                extra_output_convs, bool) or extra_output_convs < 0:
+            raise ValueError('FaPN: extra_output_convs must be an int >= 0, '
+                             f'got {extra_output_convs!r}')
+        self.lateral = lateral
+        self.align = align
+        self.top_output_conv = bool(top_output_conv)
+        self.num_extra_output_convs = extra_output_convs
+        self.upsample_cfg = dict(mode='bilinear', align_corners=False)
+        if upsample_cfg is not None:
+            self.upsample_cfg = dict(upsample_cfg)
+        if {'size', 'scale_factor'} & set(self.upsample_cfg):
+            raise ValueError('FaPN upsamples to the lateral size; '
+                             'upsample_cfg must not set size/scale_factor, '
+                             f'got {self.upsample_cfg}')
+        if self.upsample_cfg.get('mode') in ('nearest', 'area'):
+            self.upsample_cfg.pop('align_corners', None)
         if not isinstance(in_channels, (list, tuple)) or not in_channels or \
                 not all(isinstance(c, int) and c > 0 for c in in_channels):
             raise TypeError('FaPN: in_channels must be a non-empty list of '
@@ -138,13 +237,49 @@ class FaPN(BaseModule):
         lateral_norm = None if no_norm_on_lateral else norm_cfg
         used_levels = range(self.start_level, self.backbone_end_level)
         top = self.backbone_end_level - 1
-        # lateral_convs[j] for used level start_level + j: FSMs, then the bare
-        # top lateral; align_modules/fpn_convs exist for all but the top.
+        self.context = None
+        top_in_channels = in_channels[top]
+        if context_cfg is not None:
+            self.context = _build_submodule(context_cfg)
+            top_in_channels = getattr(self.context, 'out_channels', None)
+            if not isinstance(top_in_channels, int):
+                raise TypeError(
+                    'FaPN: the context module must expose an int '
+                    f'out_channels, got {type(self.context).__name__}')
+
+        def output_conv() -> ConvModule:
+            return ConvModule(
+                out_channels,
+                out_channels,
+                3,
+                padding=1,
+                conv_cfg=conv_cfg,
+                norm_cfg=norm_cfg,
+                act_cfg=act_cfg,
+                inplace=False)
+
+        # lateral_convs[j] for used level start_level + j: FSMs (or the
+        # ablation laterals), then the bare top lateral; align_modules exist
+        # for all but the top (none for align='none'), fpn_convs too unless
+        # top_output_conv appends the top one.
         self.lateral_convs = nn.ModuleList()
         self.align_modules = nn.ModuleList()
         self.fpn_convs = nn.ModuleList()
         for i in used_levels:
             if i == top:
+                self.lateral_convs.append(
+                    ConvModule(
+                        top_in_channels,
+                        out_channels,
+                        1,
+                        conv_cfg=conv_cfg,
+                        norm_cfg=lateral_norm,
+                        act_cfg=None,
+                        inplace=False))
+                if self.top_output_conv:
+                    self.fpn_convs.append(output_conv())
+                continue
+            if lateral == 'conv':
                 self.lateral_convs.append(
                     ConvModule(
                         in_channels[i],
@@ -154,31 +289,27 @@ class FaPN(BaseModule):
                         norm_cfg=lateral_norm,
                         act_cfg=None,
                         inplace=False))
-                continue
-            self.lateral_convs.append(
-                FeatureSelectionModule(
-                    in_channels[i],
-                    out_channels,
-                    conv_cfg=conv_cfg,
-                    norm_cfg=lateral_norm))
-            self.align_modules.append(
-                FeatureAlignModule(
-                    out_channels,
-                    deform_groups=deform_groups,
-                    upsample_cfg=upsample_cfg,
-                    norm_cfg=norm_cfg,
-                    conv_cfg=conv_cfg,
-                    dcn_impl=dcn_impl))
-            self.fpn_convs.append(
-                ConvModule(
-                    out_channels,
-                    out_channels,
-                    3,
-                    padding=1,
-                    conv_cfg=conv_cfg,
-                    norm_cfg=norm_cfg,
-                    act_cfg=act_cfg,
-                    inplace=False))
+            else:
+                self.lateral_convs.append(
+                    FeatureSelectionModule(
+                        in_channels[i],
+                        out_channels,
+                        skip=lateral == 'fsm',
+                        conv_cfg=conv_cfg,
+                        norm_cfg=lateral_norm))
+            aligner = self._build_aligner(align, out_channels, deform_groups,
+                                          upsample_cfg, conv_cfg, norm_cfg,
+                                          dcn_impl, align_cfg or {})
+            if aligner is not None:
+                self.align_modules.append(aligner)
+            self.fpn_convs.append(output_conv())
+        self.extra_output_convs = nn.ModuleList()
+        if extra_output_convs:
+            for _ in used_levels:
+                self.extra_output_convs.append(
+                    nn.Sequential(*[
+                        output_conv() for _ in range(extra_output_convs)
+                    ]))
 
         self.extra_convs = nn.ModuleList()
         extra_levels = num_outs - self.backbone_end_level + self.start_level
@@ -206,10 +337,15 @@ class FaPN(BaseModule):
         # it with kaiming at construction).
         self.lateral_convs[-1].conv.reset_parameters()
         for m in self.lateral_convs[:-1]:
-            m.reset_parameters()
+            if isinstance(m, FeatureSelectionModule):
+                m.reset_parameters()
+            else:  # lateral='conv': detectron2's FPN init
+                caffe2_xavier_init(m.conv)
         for m in self.align_modules:
-            m.reset_parameters()
-        for m in list(self.fpn_convs) + list(self.extra_convs):
+            if isinstance(m, (FeatureAlignModule, DeconvUpsample)):
+                m.reset_parameters()
+        extra_out = [c for seq in self.extra_output_convs for c in seq]
+        for m in list(self.fpn_convs) + list(self.extra_convs) + extra_out:
             caffe2_xavier_init(m.conv)
 
     def init_weights(self) -> None:
@@ -220,8 +356,49 @@ class FaPN(BaseModule):
         zero init of the offset/mask convs.
         """
         super().init_weights()
-        for m in self.align_modules:
-            m.dcn.init_offset()
+        # FAM: offset/mask conv; AlignFA/AlignCM: flow convs
+        for m in list(self.align_modules) + [self.context]:
+            if hasattr(m, 'init_offset'):
+                m.init_offset()
+
+    @staticmethod
+    def _build_aligner(align: str, channels: int, deform_groups: int,
+                       upsample_cfg: Optional[dict], conv_cfg: Optional[dict],
+                       norm_cfg: Optional[dict], dcn_impl: str,
+                       align_cfg: dict) -> Optional[nn.Module]:
+        """The fusion module of one level (None for ``align='none'``)."""
+        if align in ('fam', 'fam_after_fusion'):
+            kwargs = dict(
+                deform_groups=deform_groups,
+                upsample_cfg=upsample_cfg,
+                norm_cfg=norm_cfg,
+                conv_cfg=conv_cfg,
+                dcn_impl=dcn_impl,
+                single_input=align == 'fam_after_fusion')
+            return FeatureAlignModule(channels, **dict(kwargs, **align_cfg))
+        if align == 'flow':
+            kwargs = dict(upsample_cfg=upsample_cfg, conv_cfg=conv_cfg)
+            return AlignFA(channels, **dict(kwargs, **align_cfg))
+        if align == 'deconv':
+            return DeconvUpsample(channels, **align_cfg)
+        return None
+
+    def _upsample(self, x: Tensor, size) -> Tensor:
+        if tuple(x.shape[-2:]) == tuple(size):
+            return x
+        return F.interpolate(x, size=size, **self.upsample_cfg)
+
+    def _fuse(self, j: int, lat: Tensor, prev: Tensor) -> Tensor:
+        """Fuse the lateral ``lat`` of used level j with the coarser
+        top-down map ``prev`` (see the ``align`` table in the docstring)."""
+        if self.align in ('fam', 'flow'):
+            return self.align_modules[j](lat, prev)
+        if self.align == 'deconv':
+            return lat + self.align_modules[j](prev, lat.shape[-2:])
+        fused = lat + self._upsample(prev, lat.shape[-2:])
+        if self.align == 'fam_after_fusion':
+            return self.align_modules[j](fused)
+        return fused
 
     def _check_inputs(self, inputs: Sequence[Tensor]) -> None:
         if not isinstance(inputs, (list, tuple)):
@@ -249,13 +426,19 @@ class FaPN(BaseModule):
         """
         self._check_inputs(inputs)
         feats = inputs[self.start_level:self.backbone_end_level]
-        top_lateral = self.lateral_convs[-1](feats[-1])
+        top_in = feats[-1] if self.context is None else \
+            self.context(feats[-1])
+        top_lateral = self.lateral_convs[-1](top_in)
         prev = top_lateral
-        outs = [top_lateral]
+        outs = [self.fpn_convs[-1](top_lateral)
+                if self.top_output_conv else top_lateral]
         for j in range(len(feats) - 2, -1, -1):
             lat = self.lateral_convs[j](feats[j])
-            prev = self.align_modules[j](lat, prev)
+            prev = self._fuse(j, lat, prev)
             outs.insert(0, self.fpn_convs[j](prev))
+        if self.num_extra_output_convs:
+            outs = [convs(o) for convs, o in zip(self.extra_output_convs,
+                                                 outs)]
 
         extra = self.num_outs - len(outs)
         if extra > 0 and not self.add_extra_convs:
@@ -266,7 +449,7 @@ class FaPN(BaseModule):
                 source = inputs[self.backbone_end_level - 1]
             elif self.add_extra_convs == 'on_lateral':
                 source = top_lateral
-            else:  # on_output: the top output is the top lateral
+            else:  # on_output (the top lateral unless top_output_conv)
                 source = outs[-1]
             outs.append(self.extra_convs[0](source))
             for conv in self.extra_convs[1:]:
