@@ -8,6 +8,7 @@ from mmcv.cnn import ConvModule
 from mmengine.model import BaseModule, ModuleList
 from mmengine.model.weight_init import caffe2_xavier_init
 from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmfapn.models.layers import FeatureAlignModule, FeatureSelectionModule
 from mmfapn.registry import register_model
@@ -219,8 +220,8 @@ class FaPNPixelDecoder(BaseModule):
         for conv in convs:
             caffe2_xavier_init(conv, bias=0)
         for module in self.modules():
-            if isinstance(module, (nn.GroupNorm, nn.modules.batchnorm._NormBase)
-                          ) and module.affine:
+            if isinstance(module, (nn.GroupNorm, _BatchNorm)) and \
+                    module.affine:
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
         for align in self.align_modules:

@@ -20,10 +20,12 @@ DECODER_PARAMS = {'r50': 11_722_120, 'swin-l': 10_296_712}  # hand counts:
 
 ADE_R50 = 'maskformer/maskformer_r50_fapn_8xb2-160k_ade20k-512x512.py'
 ADE_R101 = 'maskformer/maskformer_r101_fapn_8xb2-160k_ade20k-512x512.py'
-STUFF_R101 = 'maskformer/maskformer_r101_fapn_8xb4-60k_coco-stuff10k-640x640.py'
+STUFF_R101 = ('maskformer/'
+              'maskformer_r101_fapn_8xb4-60k_coco-stuff10k-640x640.py')
 ADE_SWIN_L = 'maskformer/maskformer_swin-l_fapn_8xb2-160k_ade20k-640x640.py'
 STOCK = {
-    ADE_R50: 'mmseg::maskformer/maskformer_r50-d32_8xb2-160k_ade20k-512x512.py',
+    ADE_R50:
+    'mmseg::maskformer/maskformer_r50-d32_8xb2-160k_ade20k-512x512.py',
     ADE_R101:
     'mmseg::maskformer/maskformer_r101-d32_8xb2-160k_ade20k-512x512.py',
     STUFF_R101:
