@@ -67,11 +67,11 @@ class FaPN(BaseModule):
 
     ``align`` picks how ``lat`` (the lateral) and ``prev`` are fused::
 
-        'fam'              prev = FAM(lat, prev)               FaPN
-        'fam_after_fusion' prev = FAM1(lat + up(prev))         Table 1 row "FAM†"
-        'flow'             prev = AlignFA(lat, prev)           AlignSeg §3.2
-        'deconv'           prev = lat + deconv2x(prev)         Table 1 "deconv"
-        'none'             prev = lat + up(prev)               FPN
+        'fam'              prev = FAM(lat, prev)          FaPN
+        'fam_after_fusion' prev = FAM1(lat + up(prev))    Table 1 "FAM†"
+        'flow'             prev = AlignFA(lat, prev)      AlignSeg §3.2
+        'deconv'           prev = lat + deconv2x(prev)    Table 1 "deconv"
+        'none'             prev = lat + up(prev)          FPN
 
     ``up`` is the ``upsample_cfg`` interpolation; ``FAM1`` is the FAM in
     its one-input mode (offsets from the fused map itself: no 1x1 offset
