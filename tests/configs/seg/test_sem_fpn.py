@@ -13,27 +13,25 @@ CONFIGS = {
 
 
 @pytest.mark.parametrize('config', sorted(CONFIGS))
-def test_builds_with_fapn_overhead(config, seg_config, seg_model,
-                                   count_params):
+def test_build_params_loss_predict(config, seg_config, seg_model,
+                                   stock_params, count_params,
+                                   seg_loss_predict):
     base_config, num_classes = CONFIGS[config]
     cfg = seg_config(config)
-    fapn = seg_model(cfg)
-    base = seg_model(seg_config(base_config))
-    assert type(fapn.neck).__name__ == 'FaPN'
-    assert type(base.neck).__name__ == 'FPN'
-    assert fapn.decode_head.num_classes == num_classes
     assert cfg.train_dataloader.dataset.type == seg_config(
         base_config).train_dataloader.dataset.type
-    assert count_params(fapn.backbone) == count_params(base.backbone)
-    assert count_params(fapn.decode_head) == count_params(base.decode_head)
-    assert count_params(fapn) - count_params(base) == FAPN_MINUS_FPN
-    print(f'{config}: {count_params(fapn):,} params '
-          f'(mmseg base {count_params(base):,})')
+    model = seg_model(cfg, odd_sizes=True)
+    base = stock_params(base_config)
+    assert type(model.neck).__name__ == 'FaPN'
+    assert model.decode_head.num_classes == num_classes
+    assert count_params(model.neck) == 7_786_888
+    assert base['neck'] == 3_344_384
+    assert count_params(model.backbone) == base['backbone']
+    assert count_params(model.decode_head) == base['decode_head']
+    assert count_params(model) - base['total'] == FAPN_MINUS_FPN
+    print(f'{config}: {count_params(model):,} params '
+          f'(mmseg base {base["total"]:,})')
 
-
-@pytest.mark.parametrize('config', sorted(CONFIGS))
-def test_loss_and_predict(config, seg_config, seg_model, seg_loss_predict):
-    model = seg_model(seg_config(config), odd_sizes=True)
     fam = {n: p for n, p in model.named_parameters()
            if n.startswith('neck.align_modules') and '.dcn.' in n}
     losses = seg_loss_predict(model, fam)

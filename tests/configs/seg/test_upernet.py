@@ -13,30 +13,28 @@ CONFIGS = {
 
 
 @pytest.mark.parametrize('config', sorted(CONFIGS))
-def test_builds_with_documented_overhead(config, seg_config, seg_model,
-                                         count_params):
+def test_build_params_loss_predict(config, seg_config, seg_model,
+                                   stock_params, count_params,
+                                   seg_loss_predict):
     base_config, num_classes = CONFIGS[config]
-    fapn = seg_model(seg_config(config))
-    base = seg_model(seg_config(base_config))
-    assert type(fapn.decode_head).__name__ == 'UPerFaPNHead'
-    assert type(base.decode_head).__name__ == 'UPerHead'
-    assert not fapn.with_neck and not base.with_neck
-    assert fapn.decode_head.num_classes == num_classes
-    assert fapn.auxiliary_head.num_classes == num_classes
-    # the head keeps UPerHead's settings from the base config
-    assert fapn.decode_head.channels == base.decode_head.channels == 512
-    assert fapn.decode_head.in_channels == [256, 512, 1024, 2048]
-    assert count_params(fapn.backbone) == count_params(base.backbone)
-    assert count_params(fapn.auxiliary_head) == count_params(
-        base.auxiliary_head)
-    assert count_params(fapn) - count_params(base) == UPER_FAPN_OVERHEAD
-    print(f'{config}: {count_params(fapn):,} params '
-          f'(mmseg base {count_params(base):,})')
-
-
-@pytest.mark.parametrize('config', sorted(CONFIGS))
-def test_loss_and_predict(config, seg_config, seg_model, seg_loss_predict):
     model = seg_model(seg_config(config), odd_sizes=True)
+    base = stock_params(base_config)
+    head = model.decode_head
+    assert type(head).__name__ == 'UPerFaPNHead'
+    assert not model.with_neck and 'neck' not in base
+    assert head.num_classes == model.auxiliary_head.num_classes == \
+        num_classes
+    # the head keeps UPerHead's settings from the base config
+    assert head.channels == 512 and len(head.psp_modules) == 4  # PPM
+    assert head.in_channels == [256, 512, 1024, 2048]
+    assert count_params(model.backbone) == base['backbone']
+    assert count_params(model.auxiliary_head) == base['auxiliary_head']
+    assert count_params(head) - base['decode_head'] == UPER_FAPN_OVERHEAD
+    assert count_params(model) - base['total'] == UPER_FAPN_OVERHEAD
+    print(f'{config}: {count_params(model):,} params '
+          f'(mmseg base {base["total"]:,}; head {count_params(head):,} vs '
+          f'{base["decode_head"]:,})')
+
     fam = {n: p for n, p in model.named_parameters()
            if n.startswith('decode_head.align_modules') and '.dcn.' in n}
     losses = seg_loss_predict(model, fam)
