@@ -27,10 +27,11 @@ the disc differ.  Both are computed with separable passes (running
 maximum/minimum along rows, then the disc's rows combined with shifted
 element-wise maxima/minima), O(n) numpy operations per width on whole
 arrays, no per-pixel Python loop.  Cost on a 1024x2048 Cityscapes-sized
-map, all four widths (3, 5, 8, 12): 0.38 s per image (median of 5) on the
-project's 2-core x86-64 development CPU while shared with other jobs
-(``tools/analysis/benchmark_boundary_iou.py``); the cost grows linearly
-with the pixel count and with the widths, not with the content.
+map, all four widths (3, 5, 8, 12), bands and per-class areas: 0.125 s of
+CPU time per image (single-threaded numpy), 0.37-0.44 s wall on this
+project's 2-core x86-64 development machine while it was shared at load
+average ~10 (``tools/analysis/benchmark_boundary_iou.py``).  The cost grows
+linearly with the pixel count and with the widths, not with the content.
 """
 import math
 import warnings
@@ -237,8 +238,8 @@ class BoundaryIoUMetric(BaseMetric):
         collect_device (str): 'cpu' or 'gpu', for distributed collection.
         prefix (str, optional): prefix of the reported keys.
 
-    Cost: about 0.4 s per 1024x2048 image for the four default widths on a
-    shared 2-core CPU (measured; see the module docstring and the README).
+    Cost: 0.125 s of CPU per 1024x2048 image for the four default widths
+    (measured on a 2-core x86-64 machine; see the module docstring).
     """
     default_prefix: Optional[str] = None
 
