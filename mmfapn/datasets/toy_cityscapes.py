@@ -3,9 +3,10 @@
 Layout (what mmseg's ``CityscapesDataset`` reads, ``data_prefix=dict(
 img_path='leftImg8bit/train', seg_map_path='gtFine/train')``)::
 
-    root/
-      leftImg8bit/{train,val}/toycity/toycity_{i:06d}_000019_leftImg8bit.png
-      gtFine/{train,val}/toycity/toycity_{i:06d}_000019_gtFine_labelTrainIds.png
+    ROOT/leftImg8bit/{split}/toycity/toycity_{i:06d}_000019_leftImg8bit.png
+    ROOT/gtFine/{split}/toycity/toycity_{i:06d}_000019_gtFine_labelTrainIds.png
+
+with ``split`` in ``train``, ``val``.
 
 Label maps hold Cityscapes train ids (0..18) and 255 (ignore), as written by
 ``cityscapesscripts``' ``createTrainIdLabelImgs``.  Each scene comes from

@@ -48,7 +48,8 @@ def _ref_fsm(fsm, x):
 def _ref_fam(fam, lat, coarse, mdcn, groups):
     up = F.interpolate(
         coarse, size=lat.shape[-2:], mode='bilinear', align_corners=False)
-    guide = F.conv2d(torch.cat([lat, 2 * up], 1), fam.offset_fusion.conv.weight)
+    guide = F.conv2d(
+        torch.cat([lat, 2 * up], 1), fam.offset_fusion.conv.weight)
     dcn = fam.dcn
     o = F.conv2d(guide, dcn.conv_offset.weight, dcn.conv_offset.bias,
                  padding=1)
