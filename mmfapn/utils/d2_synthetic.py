@@ -14,6 +14,8 @@ from typing import Optional, Tuple
 import torch
 from torch import Tensor
 
+from .d2_convert import D2_PIXEL_MEAN, D2_PIXEL_STD
+
 _STAGE_BLOCKS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
 _MODELS = ('faster_rcnn', 'mask_rcnn', 'point_rend', 'panoptic_fpn',
            'point_rend_semantic')
@@ -196,9 +198,8 @@ def d2_fapn_state_dict(model: str = 'faster_rcnn',
             t = t.mul_(std * 3**0.5)
         state[key] = t
     if with_buffers:
-        state['pixel_mean'] = torch.tensor([103.530, 116.280,
-                                            123.675]).view(3, 1, 1)
-        state['pixel_std'] = torch.ones(3, 1, 1)
+        state['pixel_mean'] = torch.tensor(D2_PIXEL_MEAN).view(3, 1, 1)
+        state['pixel_std'] = torch.tensor(D2_PIXEL_STD).view(3, 1, 1)
         if model != 'point_rend_semantic':
             for i, size in enumerate((32, 64, 128, 256, 512)):
                 state['proposal_generator.anchor_generator.cell_anchors.'

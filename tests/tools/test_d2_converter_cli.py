@@ -1,0 +1,171 @@
+"""tools/model_converters/d2_fapn_to_mmdet.py, and the converted checkpoint
+through ``mim test mmdet`` on generated COCO data."""
+import contextlib
+import importlib.util
+import io
+import os
+import os.path as osp
+import pickle
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from mmfapn.utils import d2_fapn_state_dict
+
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+TOOL = osp.join(REPO, 'tools', 'model_converters', 'd2_fapn_to_mmdet.py')
+FRCNN_D2_CFG = osp.join(REPO, 'configs', 'det', 'faster_rcnn',
+                        'faster-rcnn_r50_fapn_1x_coco_d2-weights.py')
+VENV_BIN = osp.dirname(sys.executable)
+
+
+def _tool():
+    spec = importlib.util.spec_from_file_location('d2_fapn_to_mmdet', TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='module')
+def frcnn_d2_file(tmp_path_factory):
+    """A synthetic released Faster R-CNN R-50 FaPN checkpoint, saved as
+    detectron2 does (``model`` + trainer state).  The classifier bias
+    favours class 0 (person) so that boxes pass the 0.05 score threshold
+    (uniform scores over 80 classes would not)."""
+    d2 = d2_fapn_state_dict('faster_rcnn', seed=7)
+    d2['roi_heads.box_predictor.cls_score.bias'][:] = 0
+    d2['roi_heads.box_predictor.cls_score.bias'][0] = 10
+    path = tmp_path_factory.mktemp('d2') / 'model_final.pth'
+    torch.save({'model': d2, 'iteration': 89999}, path)
+    return str(path), d2
+
+
+@pytest.fixture(scope='module')
+def converted_frcnn(frcnn_d2_file, tmp_path_factory):
+    """The tool run once on the synthetic checkpoint: (dst, exit code,
+    stdout)."""
+    src, _ = frcnn_d2_file
+    dst = tmp_path_factory.mktemp('converted') / 'out' / 'frcnn_d2.pth'
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        code = _tool().main([src, str(dst), '--task', 'det'])
+    return str(dst), code, buf.getvalue()
+
+
+def test_cli_converts_and_reports(frcnn_d2_file, converted_frcnn):
+    _, d2 = frcnn_d2_file
+    dst, code, out = converted_frcnn
+    assert code == 0
+    assert 'faster-rcnn_r50_fapn_1x_coco_d2-weights.py' in out
+    assert 'UNUSED source keys: 0' in out
+    assert 'UNFILLED target keys: 0' in out
+    assert 'pixel_mean: input normalisation' in out
+    assert 'result: OK' in out
+    ckpt = torch.load(dst, map_location='cpu', weights_only=True)
+    assert ckpt['meta']['d2_model'] == 'faster_rcnn'
+    state = ckpt['state_dict']
+    assert torch.equal(state['neck.align_modules.0.dcn.conv_offset.weight'],
+                       d2['backbone.fan_align2.dcpack_L2.conv_offset_mask.'
+                          'weight'])
+    assert torch.equal(state['backbone.layer3.5.bn3.running_var'],
+                       d2['backbone.bottom_up.res4.5.conv3.norm.'
+                          'running_var'])
+
+
+def test_cli_failure_exit_code_and_report(tmp_path, capsys):
+    d2 = d2_fapn_state_dict('point_rend_semantic', with_buffers=False)
+    d2['sem_seg_head.point_head.fc4.weight'] = torch.zeros(256, 256, 1)
+    d2['sem_seg_head.aux_head.weight'] = torch.zeros(19, 256, 1, 1)
+    src = tmp_path / 'model_final.pth'
+    torch.save({'model': d2}, src)
+    dst = tmp_path / 'out.pth'
+    tool = _tool()
+    assert tool.main([str(src), str(dst), '--task', 'det']) == 1
+    assert 'does not match the checkpoint' in capsys.readouterr().err
+    assert tool.main([str(src), str(dst), '--task', 'seg']) == 1
+    err = capsys.readouterr().err
+    assert 'UNUSED source keys: 1\n    sem_seg_head.aux_head.weight' in err
+    # fc4 -> decode_head.1.fcs.3, which the 3-fc point head lacks
+    assert ('UNEXPECTED converted keys (not in the model): 1\n'
+            '    decode_head.1.fcs.3.conv.weight') in err
+    assert not dst.exists()
+    assert tool.main([str(tmp_path / 'nope.pth'), str(dst)]) == 1
+    assert 'nope.pth' in capsys.readouterr().err
+
+
+def _run(args, cwd):
+    env = dict(os.environ)
+    env['PATH'] = VENV_BIN + os.pathsep + env.get('PATH', '')
+    env.setdefault('OMP_NUM_THREADS', '2')
+    proc = subprocess.run(
+        args, cwd=cwd, env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-6000:]
+    return proc.stdout
+
+
+# The real d2-weights config with the data swapped for the toy COCO set, a
+# small test scale and fewer proposals, for CPU time (the model, and so the
+# converted keys, are unchanged).
+CHILD_CFG = '''
+_base_ = {base!r}
+model = dict(test_cfg=dict(rpn=dict(nms_pre=200, max_per_img=100)))
+data_root = {root!r}
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='Resize', scale=(160, 96), keep_ratio=True),
+    dict(type='LoadAnnotations', with_bbox=True),
+    dict(type='PackDetInputs',
+         meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                    'scale_factor'))
+]
+test_dataloader = dict(
+    batch_size=2, num_workers=0, persistent_workers=False,
+    dataset=dict(data_root=data_root,
+                 ann_file='annotations/instances_val2017.json',
+                 data_prefix=dict(img='val2017/'), pipeline=test_pipeline))
+test_evaluator = dict(ann_file=data_root +
+                      'annotations/instances_val2017.json')
+val_dataloader = test_dataloader
+val_evaluator = test_evaluator
+train_dataloader = dict(
+    num_workers=0, persistent_workers=False,
+    dataset=dict(data_root=data_root,
+                 ann_file='annotations/instances_train2017.json',
+                 data_prefix=dict(img='train2017/')))
+'''
+
+
+@pytest.mark.slow
+def test_converted_faster_rcnn_through_mim_test(converted_frcnn, tmp_path):
+    from mmfapn.datasets import write_toy_coco
+    ckpt, code, _ = converted_frcnn
+    assert code == 0
+    data = write_toy_coco(str(tmp_path / 'coco'), num_train=1, num_val=2,
+                          height=61, width=93, seed=3)
+    cfg = tmp_path / 'faster-rcnn_d2-weights_toy.py'
+    cfg.write_text(CHILD_CFG.format(base=FRCNN_D2_CFG,
+                                    root=data['root'] + '/'))
+    preds = tmp_path / 'preds.pkl'
+    log = _run([osp.join(VENV_BIN, 'mim'), 'test', 'mmdet', str(cfg),
+                '--checkpoint', ckpt, '--work-dir', str(tmp_path / 'work'),
+                '--out', str(preds)], cwd=str(tmp_path))
+    # the checkpoint matched the model exactly
+    assert 'missing keys' not in log and 'unexpected key' not in log, log
+    assert 'coco/bbox_mAP:' in log, log[-3000:]
+    with open(preds, 'rb') as f:
+        results = pickle.load(f)
+    assert len(results) == 2
+
+    # the same model and weights in this process give the same detections
+    from mmdet.apis import inference_detector, init_detector
+    model = init_detector(str(cfg), ckpt, device='cpu')
+    for res in results:
+        ours = inference_detector(model, res['img_path']).pred_instances
+        dumped = res['pred_instances']
+        assert len(ours) == len(dumped['scores']) > 0
+        torch.testing.assert_close(ours.bboxes, dumped['bboxes'])
+        torch.testing.assert_close(ours.scores, dumped['scores'])
+        assert torch.equal(ours.labels, dumped['labels'])
