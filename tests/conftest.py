@@ -84,3 +84,58 @@ def num_params(module: torch.nn.Module) -> int:
 @pytest.fixture
 def count_params():
     return num_params
+
+
+# A small FaPN semantic-segmentation config on a toy Cityscapes, for the
+# Runner / tools tests.  Written to a temp dir; inherits mmseg's Semantic
+# FPN config and the shared mmfapn fragment, changing only what the tiny
+# run needs.  SyncBN is kept from the stock config on purpose: mmengine
+# reverts it in one process, DeviceAgnosticDistributedDataParallel on CPU.
+_TINY_FAPN_SEG = '''
+_base_ = [
+    'mmseg::sem_fpn/fpn_r50_4xb2-80k_cityscapes-512x1024.py',
+    {fragment!r},
+]
+crop_size = (64, 128)
+model = dict(
+    data_preprocessor=dict(size=crop_size),
+    pretrained=None,
+    backbone=dict(depth=18, init_cfg=None),
+    neck=dict(type='FaPN', in_channels=[64, 128, 256, 512], out_channels=32),
+    decode_head=dict(in_channels=[32] * 4, channels=16, dropout_ratio=0.0))
+# no random augmentation: a resumed run must repeat the uninterrupted one
+pipeline = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'),
+            dict(type='PackSegInputs')]
+train_dataloader = dict(
+    batch_size=2, num_workers=0, persistent_workers=False,
+    dataset=dict(data_root={data_root!r}, pipeline=pipeline))
+test_dataloader = dict(
+    batch_size=1, num_workers=0, persistent_workers=False,
+    dataset=dict(data_root={data_root!r}, pipeline=pipeline))
+val_dataloader = None
+val_cfg = None
+val_evaluator = None
+train_cfg = dict(max_iters=4, val_interval=1000)
+default_hooks = dict(checkpoint=dict(interval=1), logger=dict(interval=1))
+log_processor = dict(window_size=1)  # log each iteration's own loss
+env_cfg = dict(cudnn_benchmark=False)
+randomness = dict(seed=0)
+'''
+
+
+@pytest.fixture(scope='session')
+def tiny_fapn_seg_config(tmp_path_factory) -> str:
+    """Path of the tiny FaPN config (ResNet-18, FaPN 32 channels, Semantic
+    FPN head; 4 iterations of batch 2 on 64x128 toy Cityscapes images)."""
+    from pathlib import Path
+
+    from mmfapn.datasets.toy_cityscapes import write_toy_cityscapes
+    root = tmp_path_factory.mktemp('tiny_fapn_seg')
+    write_toy_cityscapes(str(root / 'data'), num_train=4, num_val=2)
+    fragment = Path(__file__).resolve().parents[1] / 'configs' / '_base_' / \
+        'mmfapn.py'
+    cfg = root / 'tiny_fapn_seg.py'
+    cfg.write_text(
+        _TINY_FAPN_SEG.format(
+            fragment=str(fragment), data_root=str(root / 'data')))
+    return str(cfg)

@@ -1,1 +1,34 @@
-# Runtime helpers (checkpoint safety, hooks). Imported by `import mmfapn`.
+# Runtime helpers: safe checkpoint loading, atomic checkpoint writes,
+# distributed runs without CUDA, input checks, the tools' config handling.
+# Importing this package (``import mmfapn`` does) installs the first two
+# into mmengine and registers CheckImage and the DDP wrapper.
+from .atomic_checkpoint import (AtomicLocalBackend, atomic_write_bytes,
+                                find_latest_checkpoint,
+                                install_atomic_checkpoints, list_checkpoints)
+from .distributed import (DeviceAgnosticDistributedDataParallel,
+                          count_sync_batchnorm, setup_distributed)
+from .input_checks import CheckImage, EmptyDatasetError, build_loop_checked
+from .run_config import (build_runner, check_checkpoint_references,
+                         checkpoint_references, load_config)
+from .safe_checkpoint import (IncompleteCheckpointError, UnsafeCheckpointError,
+                              allowlisted_names, checkpoint_is_complete,
+                              install_safe_checkpoint_loading,
+                              load_local_checkpoint, load_state_dict_only,
+                              register_safe_globals,
+                              runner_checkpoint_safe_globals)
+
+install_safe_checkpoint_loading()
+install_atomic_checkpoints()
+
+__all__ = [
+    'UnsafeCheckpointError', 'IncompleteCheckpointError',
+    'allowlisted_names', 'checkpoint_is_complete',
+    'install_safe_checkpoint_loading', 'load_local_checkpoint',
+    'load_state_dict_only', 'register_safe_globals',
+    'runner_checkpoint_safe_globals', 'AtomicLocalBackend',
+    'atomic_write_bytes', 'install_atomic_checkpoints', 'list_checkpoints',
+    'find_latest_checkpoint', 'DeviceAgnosticDistributedDataParallel',
+    'count_sync_batchnorm', 'setup_distributed', 'load_config',
+    'checkpoint_references', 'check_checkpoint_references', 'build_runner',
+    'CheckImage', 'EmptyDatasetError', 'build_loop_checked'
+]

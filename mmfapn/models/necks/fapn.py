@@ -1,8 +1,11 @@
 """FaPN neck: the Feature-aligned Pyramid Network of Huang et al., ICCV 2021."""
+import logging
 from typing import List, Optional, Sequence, Tuple, Union
 
+import torch
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule
+from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from mmengine.model.weight_init import caffe2_xavier_init
 from torch import Tensor, nn
@@ -418,6 +421,45 @@ class FaPN(BaseModule):
                 raise ValueError(
                     f'FaPN: input level {i} has {x.shape[1]} channels, '
                     f'expected in_channels[{i}]={self.in_channels[i]}')
+        # NaN/Inf would flow through the deformable conv's bilinear sampling
+        # (or fail deep inside its kernel): name it here, one host sync.
+        if not (torch.jit.is_tracing() or torch.jit.is_scripting()):
+            used = inputs[self.start_level:self.backbone_end_level]
+            finite = torch.stack([x.isfinite().all() for x in used])
+            if not bool(finite.all()):
+                i = self.start_level + int((~finite).nonzero()[0, 0])
+                x = inputs[i]
+                raise ValueError(
+                    f'FaPN: input level {i} (shape {tuple(x.shape)}) has '
+                    f'{int(x.isnan().sum())} NaN and {int(x.isinf().sum())} '
+                    'Inf values before the deformable conv; check the input '
+                    'data and normalisation, or the loss for divergence')
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata,
+                              strict, missing_keys, unexpected_keys,
+                              error_msgs) -> None:
+        """Load as usual, plus one line naming the first mismatched keys
+        (e.g. a checkpoint saved with mmdet's FPN neck): an error under
+        ``strict``, otherwise a warning (mmengine's loader always passes
+        ``strict=True`` here and decides itself)."""
+        super()._load_from_state_dict(state_dict, prefix, local_metadata,
+                                      strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+        own = [prefix + k for k in self.state_dict()]
+        given = [k for k in state_dict if k.startswith(prefix)]
+        missing = [k for k in own if k not in state_dict
+                   and not k.endswith('num_batches_tracked')]
+        unexpected = sorted(set(given) - set(own))
+        if not (missing or unexpected):
+            return
+        msg = (f'FaPN {prefix!r}: checkpoint keys do not match this neck: '
+               f'{len(missing)} missing (first: {", ".join(missing[:3])}), '
+               f'{len(unexpected)} unexpected (first: '
+               f'{", ".join(unexpected[:3])})')
+        if strict:
+            error_msgs.append(msg)
+        else:
+            print_log(msg, logger='current', level=logging.WARNING)
 
     def forward(self, inputs: Sequence[Tensor]) -> Tuple[Tensor, ...]:
         """Args: inputs: backbone features, one per ``in_channels``.
