@@ -90,7 +90,8 @@ def _d2_sem_seg_fpn_head(sd, prefix, feats):
         for k in range(max(1, s - 2)):
             name = f'{prefix}.p{s}.{2 * k}'
             y = F.group_norm(_d2_conv(sd, name, y, padding=1), 32,
-                             sd[name + '.norm.weight'], sd[name + '.norm.bias'])
+                             sd[name + '.norm.weight'],
+                             sd[name + '.norm.bias'])
             y = F.relu(y)
             if s > 2:
                 y = F.interpolate(y, scale_factor=2, mode='bilinear',
