@@ -67,12 +67,16 @@ _COUNTS = {}  # config -> parameters, shared by the tests of this module
 
 
 @pytest.fixture
-def count_config(seg_config, seg_model, count_params):
-    """Parameters of a config's full model (built once per module)."""
+def count_config(seg_config, mmseg_scope, count_params):
+    """Parameters of a config's full model, built once per module with
+    nothing downloaded (no init_weights: counting does not need it)."""
 
     def count(config: str) -> int:
         if config not in _COUNTS:
-            _COUNTS[config] = count_params(seg_model(seg_config(config)))
+            cfg = seg_config(config)
+            cfg.model.pretrained = None
+            cfg.model.backbone.init_cfg = None
+            _COUNTS[config] = count_params(mmseg_scope.build(cfg.model))
         return _COUNTS[config]
 
     return count
