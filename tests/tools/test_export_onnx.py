@@ -1,0 +1,134 @@
+"""ONNX export with standard operators only: the deformable conv alone and
+the PointRend-FaPN R50 segmentor whole, run in plain onnxruntime."""
+import importlib.util
+import os.path as osp
+
+import pytest
+import torch
+
+onnx = pytest.importorskip(
+    'onnx', reason='optional extra: pip install onnx onnxruntime onnxscript')
+ort = pytest.importorskip(
+    'onnxruntime',
+    reason='optional extra: pip install onnx onnxruntime onnxscript')
+
+from mmfapn.ops import modulated_deform_conv2d  # noqa: E402
+
+ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
+POINTREND = osp.join(
+    ROOT, 'configs/seg/point_rend/'
+    'pointrend_r50_fapn_8xb4-65k_cityscapes-512x1024.py')
+
+
+@pytest.fixture(scope='module')
+def tool():
+    spec = importlib.util.spec_from_file_location(
+        'export_onnx', osp.join(ROOT, 'tools/deployment/export_onnx.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class _DeformConv(torch.nn.Module):
+
+    def __init__(self, impl):
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        self.weight = torch.nn.Parameter(
+            0.1 * torch.randn(8, 16, 3, 3, generator=g))
+        self.bias = torch.nn.Parameter(torch.randn(8, generator=g))
+        self.impl = impl
+
+    def forward(self, x, offset, mask):
+        return modulated_deform_conv2d(x, offset, mask, self.weight,
+                                       self.bias, 2, 1, 1, 8, impl=self.impl)
+
+
+@pytest.mark.parametrize('impl', ['auto', 'torch'])
+def test_deform_conv_exports_to_standard_ops(tmp_path, tool, impl):
+    g = torch.Generator().manual_seed(1)
+    # odd sizes, stride 2, deform_groups 8, samples falling outside
+    x = torch.randn(2, 16, 11, 13, generator=g)
+    offset = 3 * torch.randn(2, 2 * 8 * 9, 6, 7, generator=g)
+    mask = torch.rand(2, 8 * 9, 6, 7, generator=g)
+    module = _DeformConv(impl).eval()
+    path = str(tmp_path / 'dcn.onnx')
+    with torch.no_grad():
+        torch.onnx.export(module, (x, offset, mask), path,
+                          input_names=['x', 'offset', 'mask'],
+                          opset_version=17, dynamo=False)
+        expected = module(x, offset, mask)
+    model = onnx.load(path)
+    onnx.checker.check_model(model)
+    assert tool.custom_domain_nodes(model) == []
+    ops = {n.op_type for n in model.graph.node}
+    assert {'GridSample', 'MatMul'} <= ops
+    session = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+    got = session.run(None, dict(x=x.numpy(), offset=offset.numpy(),
+                                 mask=mask.numpy()))[0]
+    torch.testing.assert_close(torch.from_numpy(got), expected, rtol=0,
+                               atol=1e-5)
+
+
+def test_custom_domain_nodes_are_found(tool):
+    """The check the tool relies on: a node of another domain (e.g. mmcv's
+    ``mmcv::MMCVModulatedDeformConv2d``) is reported, also in a subgraph."""
+    from onnx import TensorProto, helper
+    custom = helper.make_node('MMCVModulatedDeformConv2d', ['x'], ['y'],
+                              domain='mmcv')
+    inner = helper.make_graph(
+        [custom], 'inner', [],
+        [helper.make_tensor_value_info('y', TensorProto.FLOAT, [1])])
+    if_node = helper.make_node('If', ['c'], ['z'], then_branch=inner,
+                               else_branch=inner)
+    relu = helper.make_node('Relu', ['x'], ['r'])
+    graph = helper.make_graph(
+        [relu, if_node], 'g',
+        [helper.make_tensor_value_info('x', TensorProto.FLOAT, [1]),
+         helper.make_tensor_value_info('c', TensorProto.BOOL, [])],
+        [helper.make_tensor_value_info('z', TensorProto.FLOAT, [1])])
+    model = helper.make_model(graph)
+    assert tool.custom_domain_nodes(model) == [
+        ('MMCVModulatedDeformConv2d', 'mmcv'),
+        ('MMCVModulatedDeformConv2d', 'mmcv')
+    ]
+    assert tool.custom_domain_nodes(helper.make_model(
+        helper.make_graph([relu], 'g', [], []))) == []
+
+
+def test_bad_arguments(tool, tmp_path):
+    with pytest.raises(SystemExit):
+        tool.parse_args([POINTREND, 'x.onnx', '--shape', '0', '512'])
+    with pytest.raises(SystemExit):
+        tool.parse_args([POINTREND, 'x.onnx', '--shape', '256', '512',
+                         '--opset', '13'])
+    with pytest.raises(FileNotFoundError, match='checkpoint not found'):
+        tool.build_model(POINTREND, str(tmp_path / 'missing.pth'))
+    with pytest.raises(FileNotFoundError,
+                       match='output directory does not exist'):
+        tool.main([POINTREND, str(tmp_path / 'no' / 'x.onnx'), '--shape',
+                   '64', '64'])
+
+
+@pytest.mark.slow
+def test_pointrend_fapn_r50_whole_model_in_onnxruntime(tmp_path, tool,
+                                                        capsys):
+    """The PointRend-FaPN R50 segmentor, subdivision inference included, on
+    a random 1x3x256x512 input: onnxruntime within 1e-4 of PyTorch, no
+    custom-domain node, the deformable convs as GridSample + MatMul."""
+    out = str(tmp_path / 'pointrend_fapn.onnx')
+    report = tool.run(tool.parse_args([POINTREND, out, '--shape', '256',
+                                       '512']))
+    assert 'OK: standard operators only' in capsys.readouterr().out
+    assert report['ok']
+    assert report['shapes'] == {'seg_logits': [1, 19, 256, 512]}
+    assert report['max_abs_diff'] <= 1e-4
+    assert report['custom_domain_nodes'] == []
+    model = onnx.load(out)
+    assert tool.custom_domain_nodes(model) == []
+    assert all(n.domain in ('', 'ai.onnx') for n in model.graph.node)
+    ops = [n.op_type for n in model.graph.node]
+    # 3 FAMs -> 3 deformable convs, each one GridSample (all groups at
+    # once) and one MatMul; PointRend's point sampling adds its own
+    assert ops.count('GridSample') >= 3 and 'MatMul' in ops
+    assert 'TopK' in ops  # the subdivision inference is in the graph
