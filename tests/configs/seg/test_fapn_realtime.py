@@ -46,6 +46,14 @@ def _cfg(name):
     return copy.deepcopy(_load(name))  # parsing is slow; tests may edit
 
 
+@functools.lru_cache(maxsize=None)
+def _metafile():
+    import yaml
+    with open(osp.join(CONFIG_DIR, 'metafile.yml')) as f:
+        meta = yaml.safe_load(f)
+    return {m['Config']: m for m in meta['Models']}
+
+
 def _build(cfg):
     """The config's model, nothing downloaded, SyncBN reverted to BN (what
     mmengine's Runner does when not distributed).  Construction already
@@ -57,6 +65,14 @@ def _build(cfg):
     init_default_scope('mmseg')
     cfg.model.backbone.init_cfg = None
     return revert_sync_batchnorm(MODELS.build(cfg.model))
+
+
+def test_model_index_imports_the_metafile():
+    import yaml
+    with open(osp.join(REPO, 'model-index.yml')) as f:
+        index = yaml.safe_load(f)
+    assert 'configs/seg/fapn_realtime/metafile.yml' in index['Import']
+    assert len(_metafile()) == len(CONFIGS)
 
 
 def test_config_list_is_complete():
@@ -88,6 +104,9 @@ def test_every_config_builds(name, count_params):
     switches = (head.use_fam, head.use_fsm, head.fusion)
     n = count_params(model)
     print(f'{name}: {n} parameters')
+    # mim's metafile lists the config with this parameter count
+    entry = _metafile()[f'configs/seg/fapn_realtime/{name}']
+    assert entry['Metadata']['Parameters'] == n
     if name in ABLATION:
         # Supplement Table 1 (R18, 19 classes): 11.4M, 12.2M, 12.6M, 12.6M
         expected_switches, paper_m = ABLATION[name]
