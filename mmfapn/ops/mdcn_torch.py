@@ -12,22 +12,34 @@ than mmcv's CPU kernel, and it exports to ONNX with standard operators only
 (``GridSample``, ``MatMul``, ...).
 
 Memory bound.  A dense im2col of the layer holds ``N * C_in * kh * kw *
-H_out * W_out`` elements.  The columns are built in chunks over
-(batch, deformable group, output rows), each chunk holding at most
-``chunk_numel`` column elements, by default a quarter of the im2col
-(never below ``MIN_CHUNK_NUMEL`` elements, so tiny layers run in one piece).
-The forward holds one chunk at a time; the backward (a custom autograd
-function that saves only the inputs, not the columns, and rebuilds one chunk
-at a time) holds at most three chunk-sized buffers.  So the extra memory on
-top of the inputs, outputs and gradients is at most
-``max(3/4 x im2col, 3 x MIN_CHUNK_NUMEL)`` elements, plus the sampling grid
-of one chunk (``2 / C_per_group`` of the chunk).
+H_out * W_out`` elements (mmcv's kernels allocate such a column buffer per
+image).  Here the columns are built in chunks of at most ``chunk_numel``
+elements, by default a quarter of the im2col (never below
+``MIN_CHUNK_NUMEL``, so tiny layers run in one piece): whole images, else
+ranges of output rows with all groups, else single rows split over groups.
+The forward holds one chunk at a time.  The backward is a custom autograd
+function that saves only the inputs (no columns) and rebuilds the columns
+chunk by chunk; it holds at most two chunk-sized buffers at a time, plus
+the input gradient of one chunk's ``grid_sample`` (input-sized) and, when
+H or W is not a power of two, the input zero-padded to powers of two (see
+below).  Extra memory on top of inputs, outputs and gradients, in elements:
 
-Gradients are those of the bilinear sampling as PyTorch's ``grid_sample``
-defines them; they equal mmcv's wherever the sampling position is not an
-exact integer (bilinear interpolation has a kink there: the one-sided
-derivatives differ, and each implementation picks one).  Double backward is
-not supported.
+    forward:  chunk_numel + grid and mask of the chunk (3 / C_per_group of it)
+    backward: 2 * chunk_numel + 2 * numel(padded input) + grid of a chunk
+
+With the default chunk that is at most 1/2 im2col + 2 padded inputs; for
+FaPN's 3x3 stride-1 layers (input = im2col / 9) 0.72 im2col at
+power-of-two sizes (e.g. every level of a 512x1024 crop), and at most one
+im2col as long as the padded input is at most 2.25x the input.
+
+Gradients are those of bilinear sampling.  At integer sampling positions
+(zero offsets: FaPN's initial state) bilinear interpolation has a kink and
+the one-sided derivative is a convention: the backward samples the input
+zero-padded (bottom/right) to power-of-two sizes, where ``(2p + 1) / size``
+is exact, so ``grid_sample`` recovers integer positions exactly and takes
+mmcv's derivative; and offset gradients at positions ``<= -1`` are zero, as
+in mmcv.  The forward and the gradients thus equal mmcv's to rounding, at
+integer positions too.  Double backward is not supported.
 """
 import math
 from typing import Iterator, List, Optional, Tuple
@@ -104,7 +116,8 @@ def _pow2(size: int) -> int:
 
 def _grid(offset: Tensor, norm_size: _Pair, kernel: _Pair, stride: _Pair,
           padding: _Pair, dilation: _Pair, dg: int, rows: Tuple[int, int],
-          with_outside: bool = False) -> Tuple[Tensor, Optional[Tensor]]:
+          with_outside: bool = False,
+          fused: bool = True) -> Tuple[Tensor, Optional[Tensor]]:
     """Normalised sampling grid for output rows ``rows`` of ``offset``.
 
     offset: (n, 2 * dg' * kh * kw, H_out, W_out) restricted to the groups of
@@ -112,6 +125,8 @@ def _grid(offset: Tensor, norm_size: _Pair, kernel: _Pair, stride: _Pair,
     W_out, 2) in ``grid_sample``'s (x, y) order for an input of size
     ``norm_size`` and, if ``with_outside``, a bool tensor (n * dg',
     kh * kw * rows, W_out, 1) marking positions with y <= -1 or x <= -1.
+    ``fused`` writes the grid in two fused passes (eager mode); otherwise
+    out-of-place operators only (tracing / export).
     """
     n, _, ho, wo = offset.shape
     kh, kw = kernel
@@ -120,7 +135,8 @@ def _grid(offset: Tensor, norm_size: _Pair, kernel: _Pair, stride: _Pair,
     h, w = norm_size
     dtype, device = offset.dtype, offset.device
     off = offset.view(n, dg, taps, 2, ho, wo)[..., r0:r1, :]
-    # position of tap (i, j) at output (y, x): y*s - p + i*d (+ offset)
+    # position of tap (i, j) at output (y, x): y*s - p + i*d (+ offset),
+    # normalised for align_corners=False: pixel p <-> (2p + 1) / size - 1
     out_y = torch.arange(r0, r1, device=device, dtype=dtype) * stride[0] - \
         padding[0]
     out_x = torch.arange(wo, device=device, dtype=dtype) * stride[1] - \
@@ -129,15 +145,25 @@ def _grid(offset: Tensor, norm_size: _Pair, kernel: _Pair, stride: _Pair,
         kw) * dilation[0]
     tap_x = torch.arange(kw, device=device, dtype=dtype).repeat(kh) * \
         dilation[1]
-    py = off[:, :, :, 0] + (tap_y.view(taps, 1, 1) + out_y.view(1, -1, 1))
-    px = off[:, :, :, 1] + (tap_x.view(taps, 1, 1) + out_x.view(1, 1, -1))
-    # align_corners=False: pixel p <-> (2p + 1) / size - 1
-    gx = px * (2.0 / w) + (1.0 / w - 1.0)
-    gy = py * (2.0 / h) + (1.0 / h - 1.0)
+    base_y = (tap_y.view(taps, 1, 1) + out_y.view(1, -1, 1)) * 2 + 1
+    base_x = (tap_x.view(taps, 1, 1) + out_x.view(1, 1, -1)) * 2 + 1
+    base_y, base_x = base_y / h - 1, base_x / w - 1
     shape = (n * dg, taps * (r1 - r0), wo)
-    grid = torch.stack((gx, gy), dim=-1).view(*shape, 2)
-    outside = ((py <= -1) | (px <= -1)).view(*shape, 1) if with_outside \
-        else None
+    if fused:
+        grid = torch.empty(n, dg, taps, r1 - r0, wo, 2, dtype=dtype,
+                           device=device)
+        torch.add(base_x, off[:, :, :, 1], alpha=2.0 / w, out=grid[..., 0])
+        torch.add(base_y, off[:, :, :, 0], alpha=2.0 / h, out=grid[..., 1])
+        grid = grid.view(*shape, 2)
+    else:
+        grid = torch.stack((base_x + off[:, :, :, 1] * (2.0 / w),
+                            base_y + off[:, :, :, 0] * (2.0 / h)),
+                           dim=-1).view(*shape, 2)
+    outside = None
+    if with_outside:
+        # p <= -1  <=>  (2p + 1) / size - 1 <= -1 - 1 / size (monotone)
+        outside = (grid[..., :1] <= -1 - 1.0 / w) | (
+            grid[..., 1:] <= -1 - 1.0 / h)
     return grid, outside
 
 
@@ -218,7 +244,7 @@ def _forward_graph(input: Tensor, offset: Tensor, mask: Tensor,
     ho, wo = out_size
     taps = kernel[0] * kernel[1]
     grid, _ = _grid(offset, (h, w), kernel, stride, padding, dilation, dg,
-                    (0, ho))
+                    (0, ho), fused=False)
     cols = _sample(input.reshape(n * dg, c // dg, h, w), grid)
     cols = cols * mask.reshape(n * dg, 1, taps * ho, wo)
     out = torch.matmul(
@@ -324,8 +350,8 @@ class _MDCNFunction(torch.autograd.Function):
                     go_view = grad_off.view(n, dg, taps, 2, ho, wo)[
                         ck.b0:ck.b1, ck.g0:ck.g1, :, :, ck.r0:ck.r1]
                     # chain rule through the normalisation of _grid
-                    go_view[:, :, :, 0] += gg[..., 1] * (2.0 / hp)
-                    go_view[:, :, :, 1] += gg[..., 0] * (2.0 / wp)
+                    go_view[:, :, :, 0].add_(gg[..., 1], alpha=2.0 / hp)
+                    go_view[:, :, :, 1].add_(gg[..., 0], alpha=2.0 / wp)
         grad_x = None
         if need_x:
             grad_x = grad_xp if grad_xp.shape == input.shape else \
