@@ -187,6 +187,25 @@ def test_plugin_config_against_stock_base(bm, tmp_path, one_thread, config,
         report['ratio'])
 
 
+def test_checkpoint_is_loaded(bm, tmp_path):
+    """--checkpoint: the measured model has the file's weights (random
+    weights otherwise, with nothing downloaded)."""
+    cfg = bm.load_config(RT_ROWS[0][0])
+    first = bm.build_model(cfg, 'mmseg', (64, 96), None, 'cpu')
+    with torch.no_grad():
+        for p in first.parameters():
+            p.normal_()
+    path = tmp_path / 'w.pth'
+    torch.save(dict(state_dict=first.state_dict()), path)
+    loaded = bm.build_model(cfg, 'mmseg', (64, 96), str(path), 'cpu')
+    for (name, a), b in zip(first.state_dict().items(),
+                            loaded.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+    with pytest.raises(FileNotFoundError, match='checkpoint not found'):
+        bm.build_model(cfg, 'mmseg', (64, 96), str(tmp_path / 'no.pth'),
+                       'cpu')
+
+
 def test_errors(bm):
     with pytest.raises(FileNotFoundError, match='config file not found: '
                        "'nope.py'"):

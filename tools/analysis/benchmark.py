@@ -150,8 +150,9 @@ def build_model(cfg, scope: str, shape: Tuple[int, int],
     else:
         from mmseg.registry import MODELS
     model_cfg = copy.deepcopy(cfg.model)
-    if checkpoint is None:
-        _disable_pretrained(model_cfg)
+    # never download: random weights, or the checkpoint's, which overwrite
+    # any pretrained initialisation anyway
+    _disable_pretrained(model_cfg)
     pre = model_cfg.get('data_preprocessor') or {}
     if scope == 'mmseg' and pre.get('size') is not None:
         pre['size'] = tuple(shape)  # train exactly at --shape, no crop pad
