@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-fast clean-venv
+.PHONY: setup test test-fast clean-venv demo
 
 ## setup: create .venv and install the pinned stack (idempotent, cached)
 setup:
@@ -16,6 +16,20 @@ test: setup
 ## test-fast: the suite without the end-to-end tests marked slow
 test-fast: setup
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+## demo: setup if needed, then FPN vs FaPN with the same recipe on a
+## synthetic boundary-heavy dataset (CPU), report in work_dirs/demo/.
+## Longer/shorter: make demo DEMO_ITERS=800; other configs:
+## make demo DEMO_FPN_CONFIG=... DEMO_FAPN_CONFIG=...; more flags in
+## DEMO_ARGS (python tools/demo.py --help).
+DEMO_ITERS       ?= 400
+DEMO_FPN_CONFIG  ?= configs/seg/demo/sem-fpn_r18_fpn_toycity-demo.py
+DEMO_FAPN_CONFIG ?= configs/seg/demo/sem-fpn_r18_fapn_toycity-demo.py
+DEMO_ARGS        ?=
+demo: setup
+	$(PY) tools/demo.py --iters $(DEMO_ITERS) \
+		--fpn-config $(DEMO_FPN_CONFIG) --fapn-config $(DEMO_FAPN_CONFIG) \
+		$(DEMO_ARGS)
 
 ## clean-venv: remove .venv (the cached mmcv wheel in ~/.cache/mmfapn stays)
 clean-venv:

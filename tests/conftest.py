@@ -139,3 +139,29 @@ def tiny_fapn_seg_config(tmp_path_factory) -> str:
         _TINY_FAPN_SEG.format(
             fragment=str(fragment), data_root=str(root / 'data')))
     return str(cfg)
+
+
+@pytest.fixture(scope='session')
+def demo_run(tmp_path_factory) -> dict:
+    """One tiny ``tools/demo.py`` run (subprocess; 2 iterations of batch 2
+    per model on 4 + 2 generated 128x256 images, 2 figure rows), shared by
+    the demo, vis_alignment and compare_predictions tests: its
+    ``work_dir``, ``report`` (report.json) and ``stdout``."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+    repo = Path(__file__).resolve().parents[1]
+    work = tmp_path_factory.mktemp('demo')
+    cmd = [
+        sys.executable,
+        str(repo / 'tools' / 'demo.py'), '--iters', '2', '--batch-size', '2',
+        '--num-train', '4', '--num-val', '2', '--num-figures', '2',
+        '--log-interval', '1', '--work-dir',
+        str(work)
+    ]
+    proc = subprocess.run(cmd, cwd=repo, capture_output=True, text=True,
+                          timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads((work / 'report.json').read_text())
+    return dict(work_dir=str(work), report=report, stdout=proc.stdout)
