@@ -82,32 +82,47 @@ class _Chunk:
                                                                  g1, r0, r1)
 
 
-def _chunks(n: int, dg: int, out_h: int, unit_row: int,
-            chunk_numel: int) -> Iterator[_Chunk]:
-    """Split (batch, rows, groups) so each chunk has <= chunk_numel columns
+def _chunks(n: int, dg: int, out_h: int, unit_row: int, chunk_numel: int,
+            order: str = 'rows') -> Iterator[_Chunk]:
+    """Split (batch, groups, rows) so each chunk has <= chunk_numel columns
     (one output row of one group of one image is the smallest chunk).
 
-    Whole images first, then output rows with all groups (the matrix
-    product keeps its full depth C_in * kh * kw and each output element is
-    written once), groups only when one row of all groups is too large.
-    ``unit_row`` is the column count of one row of one group of one image.
+    Whole images first.  Then ``order='rows'`` (forward) takes ranges of
+    output rows with all groups: the matrix product keeps its full depth
+    C_in * kh * kw and each output element is written once.
+    ``order='groups'`` (backward) takes ranges of groups with all rows:
+    the chunks' input gradients are then disjoint (no accumulation), and
+    the backward's matrix products keep full depth either way.  Either
+    falls back to splitting the other dimension too.  ``unit_row`` is the
+    column count of one row of one group of one image.
     """
-    row = unit_row * dg
-    if row * out_h <= chunk_numel:
-        nb = chunk_numel // (row * out_h)
+    image = unit_row * dg * out_h
+    if image <= chunk_numel:
+        nb = chunk_numel // image
         for b0 in range(0, n, nb):
             yield _Chunk(b0, min(n, b0 + nb), 0, dg, 0, out_h)
-    elif row <= chunk_numel:
-        rows = chunk_numel // row
+    elif order == 'rows' and unit_row * dg <= chunk_numel:
+        rows = chunk_numel // (unit_row * dg)
         for b in range(n):
             for r0 in range(0, out_h, rows):
                 yield _Chunk(b, b + 1, 0, dg, r0, min(out_h, r0 + rows))
-    else:
+    elif order == 'groups' and unit_row * out_h <= chunk_numel:
+        gb = chunk_numel // (unit_row * out_h)
+        for b in range(n):
+            for g0 in range(0, dg, gb):
+                yield _Chunk(b, b + 1, g0, min(dg, g0 + gb), 0, out_h)
+    elif order == 'rows':
         gb = max(1, chunk_numel // unit_row)
         for b in range(n):
             for r in range(out_h):
                 for g0 in range(0, dg, gb):
                     yield _Chunk(b, b + 1, g0, min(dg, g0 + gb), r, r + 1)
+    else:
+        rows = max(1, chunk_numel // unit_row)
+        for b in range(n):
+            for g in range(dg):
+                for r0 in range(0, out_h, rows):
+                    yield _Chunk(b, b + 1, g, g + 1, r0, min(out_h, r0 + rows))
 
 
 def _pow2(size: int) -> int:
@@ -175,12 +190,12 @@ def _sample(x: Tensor, grid: Tensor) -> Tensor:
 class _ChunkView:
     """Slices of the inputs belonging to one chunk.
 
-    ``input`` may be the zero-padded input of the backward; ``norm_size`` is
-    its size, ``in_size`` the real one.
+    ``norm_size`` (backward): the size the grid is normalised for, that of
+    the zero-padded input; it also asks for the ``outside`` mask.
     """
 
     def __init__(self, ck: _Chunk, input, offset, mask, weight, geom,
-                 backward: bool = False):
+                 norm_size: Optional[_Pair] = None):
         kernel, stride, padding, dilation, dg = geom
         n, c, h, w = input.shape
         ho, wo = mask.shape[-2:]
@@ -193,8 +208,9 @@ class _ChunkView:
                                             w)[:, ck.g0:ck.g1].reshape(
                                                 self.nb * self.gb, cpg, h, w)
         off = offset[ck.b0:ck.b1, 2 * taps * ck.g0:2 * taps * ck.g1]
-        self.grid, self.outside = _grid(off, (h, w), kernel, stride,
-                                        padding, dilation, self.gb,
+        backward = norm_size is not None
+        self.grid, self.outside = _grid(off, norm_size or (h, w), kernel,
+                                        stride, padding, dilation, self.gb,
                                         (ck.r0, ck.r1), backward)
         self.mask = mask[ck.b0:ck.b1].reshape(
             self.nb, dg, taps, ho, wo)[:, ck.g0:ck.g1, :, ck.r0:ck.r1].reshape(
@@ -278,57 +294,61 @@ class _MDCNFunction(torch.autograd.Function):
         ho, wo = ctx.out_size
         taps = kernel[0] * kernel[1]
         cpg = c // dg
-        # Sample an input zero-padded (bottom/right) to powers of two: then
+        # Sample the input zero-padded (bottom/right) to powers of two: then
         # (2p + 1) / size is exact and grid_sample recovers an integer
         # position p exactly, so its one-sided derivative at integer
         # positions (zero offsets: FaPN's initial state) is mmcv's.  The
         # padding is zeros, which is what sampling outside reads anyway.
         hp, wp = _pow2(h), _pow2(w)
-        x_pad = input if (hp, wp) == (h, w) else F.pad(
-            input, (0, wp - w, 0, hp - h))
         grad_out = grad_out.contiguous()
-        grad_xp = torch.zeros_like(x_pad) if need_x else None
-        grad_off = torch.zeros_like(offset) if need_off else None
-        grad_mask = torch.zeros_like(mask) if need_mask else None
+        chunks = list(
+            _chunks(n, dg, ho, cpg * taps * wo, ctx.chunk_numel, 'groups'))
+        # chunks are disjoint in (image, group, rows); only a split of the
+        # rows makes two chunks share input pixels
+        rows_split = chunks[0].r1 - chunks[0].r0 < ho
+        grad_x = None
+        if need_x:
+            grad_x = torch.zeros_like(input) if rows_split else \
+                torch.empty_like(input)
+        grad_off = torch.empty_like(offset) if need_off else None
+        grad_mask = torch.empty_like(mask) if need_mask else None
         grad_w = torch.zeros_like(weight) if need_w else None
-        grad_w_blocks = grad_w.view(c_out, dg, cpg * taps) if need_w else None
-        unit_row = cpg * taps * wo
-        for ck in _chunks(n, dg, ho, unit_row, ctx.chunk_numel):
-            v = _ChunkView(ck, x_pad, offset, mask, weight, ctx.geom,
-                           backward=True)
+        for ck in chunks:
+            v = _ChunkView(ck, input, offset, mask, weight, ctx.geom,
+                           norm_size=(hp, wp))
             x_in = v.x.detach().requires_grad_(need_x)
             grid_in = v.grid.detach().requires_grad_(need_off)
             with torch.enable_grad():
-                sample = _sample(x_in, grid_in)
+                x_pad = x_in if (hp, wp) == (h, w) else F.pad(
+                    x_in, (0, wp - w, 0, hp - h))
+                sample = _sample(x_pad, grid_in)
+            # the sampled columns (nb*gb, cpg, taps*rows, wo); the
+            # grid_sample backward reads only its input and grid, so they
+            # may be overwritten below
             cols = sample.detach()
             go = [_out_block(grad_out, ck, b) for b in range(v.nb)]
-            if need_w:
-                masked = (cols * v.mask).view(v.cols_shape)
-                # all groups: accumulate in place
-                acc = grad_w.view(c_out, -1) if v.gb == dg else \
-                    torch.zeros_like(v.weight)
-                for b in range(v.nb):
-                    acc.addmm_(go[b], masked[b].t())
-                if v.gb != dg:
-                    grad_w_blocks[:, ck.g0:ck.g1] += acc.view(
-                        c_out, v.gb, cpg * taps)
-                del masked
-            if not (need_x or need_off or need_mask):
-                continue
-            # d(loss)/d(masked columns): (nb*gb, cpg, taps*rows, wo)
+            # d(loss)/d(masked columns), same layout
             if v.nb == 1:
                 g_cols = torch.mm(v.weight.t(), go[0])
             else:
                 g_cols = torch.stack([torch.mm(v.weight.t(), g) for g in go])
             g_cols = g_cols.view_as(cols)
             if need_mask:
-                # in place on the sampled columns (no longer needed; the
-                # grid_sample backward reads only its input and grid)
-                gm = cols.mul_(g_cols).sum(dim=1)  # (nb*gb, taps*rows, wo)
+                # sum over channels without a chunk-sized temporary
+                gm = torch.zeros_like(cols[:, 0])
+                for i in range(cpg):
+                    gm.addcmul_(g_cols[:, i], cols[:, i])
                 grad_mask.view(n, dg, taps, ho, wo)[
-                    ck.b0:ck.b1, ck.g0:ck.g1, :, ck.r0:ck.r1] += gm.view(
+                    ck.b0:ck.b1, ck.g0:ck.g1, :, ck.r0:ck.r1] = gm.view(
                         v.nb, v.gb, taps, v.rows, wo)
                 del gm
+            if need_w:
+                masked = cols.mul_(v.mask).view(v.cols_shape)
+                block = grad_w.view(c_out, dg * cpg * taps)[
+                    :, ck.g0 * cpg * taps:ck.g1 * cpg * taps]
+                for b in range(v.nb):
+                    block.addmm_(go[b], masked[b].t())
+                del masked
             del cols
             if need_x or need_off:
                 g_cols.mul_(v.mask)
@@ -337,25 +357,24 @@ class _MDCNFunction(torch.autograd.Function):
                 grads = list(torch.autograd.grad(sample, inputs, g_cols))
                 del g_cols, sample
                 if need_x:
-                    gx = grads.pop(0)
-                    grad_xp.view(n, dg, cpg, hp, wp)[
-                        ck.b0:ck.b1, ck.g0:ck.g1] += gx.view(
-                            v.nb, v.gb, cpg, hp, wp)
+                    gx = grads.pop(0).view(v.nb, v.gb, cpg, h, w)
+                    dst = grad_x.view(n, dg, cpg, h, w)[ck.b0:ck.b1,
+                                                         ck.g0:ck.g1]
+                    if rows_split:
+                        dst.add_(gx)
+                    else:
+                        dst.copy_(gx)
                     del gx
                 if need_off:
                     # mmcv: no offset gradient at y <= -1 or x <= -1
                     # (grid_sample has one at exactly -1, from pixel 0)
                     gg = grads.pop(0).masked_fill_(v.outside, 0).view(
                         v.nb, v.gb, taps, v.rows, wo, 2)
-                    go_view = grad_off.view(n, dg, taps, 2, ho, wo)[
+                    dst = grad_off.view(n, dg, taps, 2, ho, wo)[
                         ck.b0:ck.b1, ck.g0:ck.g1, :, :, ck.r0:ck.r1]
                     # chain rule through the normalisation of _grid
-                    go_view[:, :, :, 0].add_(gg[..., 1], alpha=2.0 / hp)
-                    go_view[:, :, :, 1].add_(gg[..., 0], alpha=2.0 / wp)
-        grad_x = None
-        if need_x:
-            grad_x = grad_xp if grad_xp.shape == input.shape else \
-                grad_xp[..., :h, :w].contiguous()
+                    torch.mul(gg[..., 1], 2.0 / hp, out=dst[:, :, :, 0])
+                    torch.mul(gg[..., 0], 2.0 / wp, out=dst[:, :, :, 1])
         grad_b = grad_out.sum(dim=(0, 2, 3)) if (need_b and ctx.has_bias) \
             else None
         return grad_x, grad_off, grad_mask, grad_w, grad_b, None, None, None
