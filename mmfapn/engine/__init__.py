@@ -5,6 +5,7 @@
 from .atomic_checkpoint import (AtomicLocalBackend, atomic_write_bytes,
                                 find_latest_checkpoint,
                                 install_atomic_checkpoints, list_checkpoints)
+from .data_checked_runner import DataCheckedRunner
 from .distributed import (DeviceAgnosticDistributedDataParallel,
                           count_sync_batchnorm, setup_distributed)
 from .input_checks import CheckImage, EmptyDatasetError, build_loop_checked
@@ -30,5 +31,6 @@ __all__ = [
     'find_latest_checkpoint', 'DeviceAgnosticDistributedDataParallel',
     'count_sync_batchnorm', 'setup_distributed', 'load_config',
     'checkpoint_references', 'check_checkpoint_references', 'build_runner',
-    'CheckImage', 'EmptyDatasetError', 'build_loop_checked'
+    'CheckImage', 'EmptyDatasetError', 'build_loop_checked',
+    'DataCheckedRunner'
 ]
