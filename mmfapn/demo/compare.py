@@ -5,7 +5,7 @@ In a prediction panel, correctly labelled pixels keep their class colour,
 muted; wrong pixels are drawn in :data:`ERROR_IN_BAND` (red) when they lie
 within ``band`` pixels of a ground-truth outline (the band of
 :class:`~mmfapn.evaluation.BoundaryIoUMetric`, ``shared/SPEC.md`` §5) and
-in :data:`ERROR_OTHER` (yellow) elsewhere.  Ignored ground-truth pixels are
+in :data:`ERROR_OTHER` (cyan, a colour of no Cityscapes class) elsewhere.  Ignored ground-truth pixels are
 black in every panel.  Each panel's caption gives the image's mIoU and
 boundary mIoU at that band.
 """
@@ -19,8 +19,8 @@ from .drawing import (TITLE_HEIGHT, boundary_mask, colorize, grid, resize_to,
                       titled)
 
 ERROR_IN_BAND = (230, 0, 0)
-ERROR_OTHER = (255, 210, 0)
-LEGEND = ('red: wrong within {band} px of a true outline, yellow: wrong '
+ERROR_OTHER = (0, 255, 255)
+LEGEND = ('red: wrong within {band} px of a true outline, cyan: wrong '
           'elsewhere, black: ignored')
 
 

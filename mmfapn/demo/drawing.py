@@ -187,7 +187,9 @@ def write_png(path: str, image: np.ndarray) -> str:
     """Write an RGB uint8 image as PNG (creates nothing else); returns the
     path.  Raises ``OSError`` if OpenCV cannot write it."""
     image = check_rgb(image)
-    if not cv2.imwrite(path, np.ascontiguousarray(image[..., ::-1])):
+    # maximum (lossless) compression: the figures hold noisy photos
+    if not cv2.imwrite(path, np.ascontiguousarray(image[..., ::-1]),
+                       [cv2.IMWRITE_PNG_COMPRESSION, 9]):
         raise OSError(f'cannot write PNG {path!r}')
     return path
 

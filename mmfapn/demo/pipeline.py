@@ -404,16 +404,16 @@ def write_report(opts: DemoOptions, runs: List[RunResult], figures: dict,
         f'{format_seconds(timings[a.label])}, {b.label} '
         f'{format_seconds(timings[b.label])} including evaluation, '
         f'figures {format_seconds(timings["figures"])}).', '',
-        'A short schedule from scratch on toy data says little about the '
-        'paper\'s setting (ImageNet backbone, Cityscapes, 65k iterations); '
-        'differences of a point or two between single runs are within '
-        'seed-to-seed noise.', '',
+        'One run, one seed, a few hundred iterations from scratch on toy '
+        'data: a difference of a point or two may be noise (run it again '
+        'with `--seed` to see), and it says little about the paper\'s '
+        'setting (ImageNet backbone, Cityscapes, 65k iterations).', '',
         '## Figures', '',
         f'![comparison]({rel(figures["compare"])})', '',
         f'`{rel(figures["compare"])}`: the first {opts.num_figures} '
         'validation images (not selected): image | ground truth (outlines '
         f'white) | {a.label} | {b.label}; red: wrong within 3 px of a true '
-        'outline, yellow: wrong elsewhere.', '',
+        'outline, cyan: wrong elsewhere.', '',
         f'![alignment]({rel(figures["alignment"])})', '',
         f'`{rel(figures["alignment"])}` (`tools/analysis/vis_alignment.py` '
         f'on the {b.label} checkpoint): for each FAM, finest first, the '

@@ -11,7 +11,7 @@ Images and ground truth come from the first config's ``val`` (or
 ``test``) dataset, read by mmseg (``--data-root`` points it elsewhere).  In
 each prediction panel, correct pixels keep their class colour (muted),
 wrong pixels within ``--band`` px of a ground-truth outline are red and
-other wrong pixels yellow; captions give the image's mIoU and boundary mIoU
+other wrong pixels cyan; captions give the image's mIoU and boundary mIoU
 at that band.  Prints the per-image scores.  mmseg models only (the
 boundary metric is a semantic one).
 """
