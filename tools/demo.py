@@ -9,7 +9,7 @@ the table and figures (FPN vs FaPN predictions, FaPN's feature alignment).
         [--log-interval N] [--work-dir DIR] [--verbose]
 
 Defaults: configs/seg/demo/sem-fpn_r18_{fpn,fapn}_toycity-demo.py, 400
-iterations of batch 4 each, 300 training and 50 validation images.  See
+iterations of batch 4 each, 300 training and 100 validation images.  See
 ``mmfapn/demo/pipeline.py`` for what each step does.
 """
 import os

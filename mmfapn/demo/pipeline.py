@@ -70,7 +70,7 @@ class DemoOptions:
     iters: int = 400
     batch_size: Optional[int] = None
     num_train: int = 300
-    num_val: int = 50
+    num_val: int = 100
     num_classes: int = 8
     seed: int = 0
     fpn_config: str = FPN_CONFIG
