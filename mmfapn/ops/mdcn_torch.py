@@ -15,22 +15,26 @@ Memory bound.  A dense im2col of the layer holds ``N * C_in * kh * kw *
 H_out * W_out`` elements (mmcv's kernels allocate such a column buffer per
 image).  Here the columns are built in chunks of at most ``chunk_numel``
 elements, by default a quarter of the im2col (never below
-``MIN_CHUNK_NUMEL``, so tiny layers run in one piece): whole images, else
-ranges of output rows with all groups, else single rows split over groups.
-The forward holds one chunk at a time.  The backward is a custom autograd
+``MIN_CHUNK_NUMEL``, so tiny layers run in one piece).  The forward takes
+whole images, else ranges of output rows with all groups (full-depth matrix
+products), and holds one chunk at a time.  The backward is a custom autograd
 function that saves only the inputs (no columns) and rebuilds the columns
-chunk by chunk; it holds at most two chunk-sized buffers at a time, plus
-the input gradient of one chunk's ``grid_sample`` (input-sized) and, when
-H or W is not a power of two, the input zero-padded to powers of two (see
-below).  Extra memory on top of inputs, outputs and gradients, in elements:
+chunk by chunk, over whole images, else ranges of deformable groups (their
+input gradients are disjoint); it holds two chunk-sized buffers at a time
+(the columns and their gradient) plus, for the chunk's images and groups,
+the input zero-padded to power-of-two sizes (see below) and its gradient.
+Extra memory on top of inputs, outputs and gradients, in elements:
 
     forward:  chunk_numel + grid and mask of the chunk (3 / C_per_group of it)
-    backward: 2 * chunk_numel + 2 * numel(padded input) + grid of a chunk
+    backward: 2 * chunk_numel + 2 * r * (input of the chunk's images and
+              groups) + grid of the chunk,  r = padded / real input size < 4
 
-With the default chunk that is at most 1/2 im2col + 2 padded inputs; for
-FaPN's 3x3 stride-1 layers (input = im2col / 9) 0.72 im2col at
-power-of-two sizes (e.g. every level of a 512x1024 crop), and at most one
-im2col as long as the padded input is at most 2.25x the input.
+With the default chunk, for 3x3 stride-1 layers (whose input is 1/9 of the
+im2col): at most (2 + 2r/9) / 4 im2col, i.e. 0.56 im2col at power-of-two
+sizes (every level of a 512x1024 crop) and below 0.73 im2col with any
+padding; only when a single group of a single image has more columns than a
+chunk (dg = 1 on very large maps) does the padded group plane add up to
+2r / (9 * N * dg) im2col instead.
 
 Gradients are those of bilinear sampling.  At integer sampling positions
 (zero offsets: FaPN's initial state) bilinear interpolation has a kink and

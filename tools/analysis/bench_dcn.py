@@ -4,7 +4,8 @@ against a dense 3x3 conv of the same shape.
     python tools/analysis/bench_dcn.py [--inputs 512x1024 1024x2048]
         [--levels P2 P3 P4] [--channels 256] [--deform-groups 8]
         [--impls torch mmcv dense] [--modes fwd fwdbwd] [--repeat 5]
-        [--max-case-seconds 60] [--device cpu|cuda] [--json PATH]
+        [--max-case-seconds 60] [--device cpu|cuda] [--threads N]
+        [--json PATH]
 
 The layer shapes are FaPN's: the FAM's deformable conv at level Pi of an
 input image HxW runs on a (1, C, H / 2**i, W / 2**i) map, 3x3, stride 1,
@@ -72,6 +73,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--repeat', type=int, default=5)
     parser.add_argument('--max-case-seconds', type=float, default=60.0)
     parser.add_argument('--device', default='cpu')
+    parser.add_argument('--threads', type=int,
+                        help="torch CPU threads (default: torch's choice)")
     parser.add_argument('--dtype', default='float32',
                         choices=('float32', 'float64', 'float16',
                                  'bfloat16'))
@@ -240,6 +243,8 @@ def machine() -> Dict[str, object]:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     dtype = getattr(torch, args.dtype)
     impls = list(args.impls)
     if 'mmcv' in impls and not mmcv_ops_available():
