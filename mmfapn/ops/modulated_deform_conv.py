@@ -113,6 +113,9 @@ def check_deform_inputs(input: Tensor, offset: Tensor, mask: Tensor,
         raise ValueError('modulated_deform_conv2d: need stride >= 1, '
                          f'dilation >= 1, padding >= 0, got stride={stride}, '
                          f'padding={padding}, dilation={dilation}')
+    if not input.is_floating_point():
+        raise TypeError('modulated_deform_conv2d: input must be a floating '
+                        f'point tensor, got dtype {input.dtype}')
     n, c, h, w = input.shape
     out_c, in_c_per_group, kh, kw = weight.shape
     if c % deform_groups:
