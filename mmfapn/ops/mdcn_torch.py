@@ -384,6 +384,16 @@ class _MDCNFunction(torch.autograd.Function):
         return grad_x, grad_off, grad_mask, grad_w, grad_b, None, None, None
 
 
+def _is_traced() -> bool:
+    """Under TorchScript tracing/scripting, dynamo, torch.export or ONNX
+    export (``torch.compiler`` is missing from old torch versions)."""
+    if torch.jit.is_tracing() or torch.jit.is_scripting():
+        return True
+    is_compiling = getattr(getattr(torch, 'compiler', None), 'is_compiling',
+                           None)
+    return bool(is_compiling is not None and is_compiling())
+
+
 def modulated_deform_conv2d_torch(input: Tensor,
                                   offset: Tensor,
                                   mask: Tensor,
@@ -416,8 +426,7 @@ def modulated_deform_conv2d_torch(input: Tensor,
     kernel = (weight.shape[2], weight.shape[3])
     out_size = tuple(mask.shape[-2:])
     geom = (kernel, stride, padding, dilation, deform_groups)
-    if torch.jit.is_tracing() or torch.jit.is_scripting() or \
-            torch.compiler.is_compiling():
+    if _is_traced():
         return _forward_graph(input, offset, mask, weight, bias, geom,
                               out_size)
     if chunk_numel is None:
