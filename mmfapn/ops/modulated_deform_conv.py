@@ -45,7 +45,8 @@ def _pair(value: _IntPair, name: str) -> Tuple[int, int]:
     else:
         pair = tuple(value)
     if len(pair) != 2 or not all(isinstance(v, int) for v in pair):
-        raise TypeError(f'{name} must be an int or a pair of ints, got {value!r}')
+        raise TypeError(
+            f'{name} must be an int or a pair of ints, got {value!r}')
     return pair
 
 
@@ -128,9 +129,9 @@ def check_deform_inputs(input: Tensor, offset: Tensor, mask: Tensor,
     out_h, out_w = deform_output_size((h, w), (kh, kw), stride, padding,
                                       dilation)
     if out_h < 1 or out_w < 1:
-        raise ValueError(f'modulated_deform_conv2d: input {h}x{w} is too small '
-                         f'for kernel {kh}x{kw} with padding {padding}, '
-                         f'dilation {dilation}')
+        raise ValueError(f'modulated_deform_conv2d: input {h}x{w} is too '
+                         f'small for kernel {kh}x{kw} with padding '
+                         f'{padding}, dilation {dilation}')
     taps = deform_groups * kh * kw
     expected = {
         'offset': (n, 2 * taps, out_h, out_w),
@@ -151,7 +152,8 @@ def check_deform_inputs(input: Tensor, offset: Tensor, mask: Tensor,
     for name, t in tensors[1:]:
         if t.dtype != input.dtype:
             raise TypeError(f'modulated_deform_conv2d: {name} dtype '
-                            f'{t.dtype} differs from input dtype {input.dtype}')
+                            f'{t.dtype} differs from input dtype '
+                            f'{input.dtype}')
         if t.device != input.device:
             raise ValueError(f'modulated_deform_conv2d: {name} is on '
                              f'{t.device} but input is on {input.device}')

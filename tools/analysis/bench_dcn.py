@@ -281,14 +281,16 @@ def main(argv=None) -> int:
                     result['cases'].append(fig)
                     row[impl] = fig['median_s']
                     peak = fig['peak_extra_mib']
+                    peak = float('nan') if peak is None else peak
+                    cold = 'c' if fig['cold'] else ' '
                     print(f'{ih}x{iw:<5} {level:>5} {h:>4}x{w:<4} '
                           f'{mode:>6} {impl:>6} {fig["median_s"]:>9.3f} '
-                          f'{len(fig["times_s"]):>3}{"c" if fig["cold"] else " "}'
-                          f' {peak if peak is not None else float("nan"):>9.0f}'
-                          f' {im2col:>10.0f}', flush=True)
+                          f'{len(fig["times_s"]):>3}{cold} {peak:>9.0f} '
+                          f'{im2col:>10.0f}', flush=True)
                 ratios = []
                 if 'mmcv' in row and 'torch' in row:
-                    ratios.append(f'mmcv/torch {row["mmcv"] / row["torch"]:.1f}x')
+                    ratios.append(
+                        f'mmcv/torch {row["mmcv"] / row["torch"]:.1f}x')
                 if 'dense' in row and 'torch' in row:
                     ratios.append(
                         f'torch/dense {row["torch"] / row["dense"]:.2f}x')

@@ -1,0 +1,56 @@
+"""tools/analysis/bench_dcn.py at a tiny size: the figures it writes (one
+case per input, level, mode and implementation; the im2col size; timings
+and the load average) and its argument checks."""
+import importlib.util
+import json
+import os.path as osp
+
+import pytest
+
+ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
+
+
+@pytest.fixture(scope='module')
+def bench():
+    spec = importlib.util.spec_from_file_location(
+        'bench_dcn', osp.join(ROOT, 'tools/analysis/bench_dcn.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_writes_one_case_per_shape_mode_and_impl(bench, tmp_path, capsys):
+    out = tmp_path / 'b.json'
+    assert bench.main([
+        '--inputs', '64x96', '--levels', 'P2', 'P3', '--channels', '16',
+        '--repeat', '2', '--json', str(out)
+    ]) == 0
+    result = json.loads(out.read_text())
+    cases = result['cases']
+    impls = ('torch', 'mmcv', 'dense') if result['machine']['mmcv_ops'] \
+        else ('torch', 'dense')  # mmcv is skipped without its ops
+    assert len(cases) == 2 * 2 * len(impls)  # levels x modes x impls
+    assert {(c['level'], c['mode'], c['impl'])
+            for c in cases} == {(lv, m, i) for lv in ('P2', 'P3')
+                                for m in ('fwd', 'fwdbwd') for i in impls}
+    p2 = [c for c in cases if c['level'] == 'P2'][0]
+    assert p2['map'] == [16, 24]
+    # one dense im2col: C * 9 * H_out * W_out float32 values
+    assert p2['im2col_mib'] == pytest.approx(16 * 9 * 16 * 24 * 4 / 2**20)
+    assert all(c['median_s'] > 0 and 1 <= len(c['times_s']) <= 2
+               for c in cases)
+    assert len(result['load_before']) == 3
+    printed = capsys.readouterr().out
+    # one ratio line per level and mode
+    assert printed.count('torch/dense') == 4
+
+
+@pytest.mark.parametrize('argv, message', [
+    (['--inputs', '64by96'], 'takes HxW'),
+    (['--channels', '12'], 'not divisible by --deform-groups 8'),
+    (['--repeat', '0'], '--repeat must be >= 1'),
+])
+def test_bad_arguments(bench, argv, message, capsys):
+    with pytest.raises(SystemExit):
+        bench.parse_args(argv)
+    assert message in capsys.readouterr().err
