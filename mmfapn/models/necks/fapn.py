@@ -113,7 +113,8 @@ class FaPN(BaseModule):
             always the lateral's). Default bilinear, align_corners=False as
             released (mmdet's FPN uses nearest).
         deform_groups (int): deformable groups of each FAM. Default 8.
-        dcn_impl (str): deformable conv implementation ('auto', 'mmcv').
+        dcn_impl (str): deformable conv implementation ('auto', 'mmcv',
+            'torch'), see :func:`mmfapn.ops.modulated_deform_conv2d`.
         lateral (str): 'fsm' (default), 'se' or 'conv', see above.
         align (str): 'fam' (default), 'fam_after_fusion', 'flow', 'deconv'
             or 'none', see above.

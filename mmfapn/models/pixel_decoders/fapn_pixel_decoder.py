@@ -94,7 +94,8 @@ class FaPNPixelDecoder(BaseModule):
         upsample_cfg (dict, optional): interpolation of the top-down path,
             see :class:`~mmfapn.models.FeatureAlignModule`. Default bilinear,
             ``align_corners=False``.
-        dcn_impl (str): deformable conv implementation ('auto', 'mmcv').
+        dcn_impl (str): deformable conv implementation ('auto', 'mmcv',
+            'torch'), see :func:`mmfapn.ops.modulated_deform_conv2d`.
         encoder (dict, optional): mmdet ``DetrTransformerEncoder`` config
             (its ``embed_dims`` must equal ``feat_channels``). Default None.
         positional_encoding (dict): mmdet ``SinePositionalEncoding``
