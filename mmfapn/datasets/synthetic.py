@@ -82,6 +82,17 @@ def _dot(h, w, rng, yy, xx):
 _DRAW = dict(disc=_disc, polygon=_polygon, bar=_bar, dot=_dot)
 
 
+def check_int(owner: str, name: str, value, low: int,
+              high: Optional[int] = None) -> None:
+    """Raise TypeError/ValueError, prefixed with ``owner``, unless ``value``
+    is an int in ``[low, high]`` (shared by the toy dataset writers)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f'{owner}: {name} must be an int, got {value!r}')
+    if value < low or (high is not None and value > high):
+        bounds = f'>= {low}' if high is None else f'in [{low}, {high}]'
+        raise ValueError(f'{owner}: {name} must be {bounds}, got {value}')
+
+
 def class_colors(num_classes: int) -> np.ndarray:
     """A fixed, well separated RGB colour per class, (num_classes, 3)."""
     rng = np.random.default_rng(12345)

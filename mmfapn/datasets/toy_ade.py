@@ -29,7 +29,7 @@ from typing import Dict, List, Tuple
 import cv2
 import numpy as np
 
-from .synthetic import render_scene
+from .synthetic import check_int, render_scene
 
 ADE_NUM_CLASSES = 150
 OTHER = 0
@@ -40,13 +40,7 @@ OTHER_FRACTION = 0.0625
 
 
 def _check_int(name: str, value, low: int, high: int = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f'write_toy_ade: {name} must be an int, got '
-                        f'{value!r}')
-    if value < low or (high is not None and value > high):
-        bounds = f'>= {low}' if high is None else f'in [{low}, {high}]'
-        raise ValueError(f'write_toy_ade: {name} must be {bounds}, got '
-                         f'{value}')
+    check_int('write_toy_ade', name, value, low, high)
 
 
 def toy_ade_scene(height: int, width: int, num_classes: int,

@@ -28,7 +28,7 @@ from typing import Dict, List, Tuple
 import cv2
 import numpy as np
 
-from .synthetic import render_scene
+from .synthetic import check_int, render_scene
 
 CITY = 'toycity'
 IMG_SUFFIX = '_leftImg8bit.png'
@@ -41,13 +41,7 @@ EGO_FRACTION = 0.0625
 
 
 def _check_int(name: str, value, low: int, high: int = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f'write_toy_cityscapes: {name} must be an int, got '
-                        f'{value!r}')
-    if value < low or (high is not None and value > high):
-        bounds = f'>= {low}' if high is None else f'in [{low}, {high}]'
-        raise ValueError(f'write_toy_cityscapes: {name} must be {bounds}, '
-                         f'got {value}')
+    check_int('write_toy_cityscapes', name, value, low, high)
 
 
 def toy_cityscapes_scene(height: int, width: int, num_classes: int,

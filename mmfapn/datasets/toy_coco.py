@@ -34,7 +34,7 @@ from typing import Dict, List, Tuple
 import cv2
 import numpy as np
 
-from .synthetic import render_scene
+from .synthetic import check_int, render_scene
 
 # COCO category ids in mmdet's class order (CocoDataset.METAINFO and
 # CocoPanopticDataset.METAINFO); checked against mmdet by the tests.
@@ -88,13 +88,7 @@ _SPLIT_ID_BASE = dict(train=1, val=100001)
 
 
 def _check_int(name: str, value, low: int, high: int = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f'write_toy_coco: {name} must be an int, got '
-                        f'{value!r}')
-    if value < low or (high is not None and value > high):
-        bounds = f'>= {low}' if high is None else f'in [{low}, {high}]'
-        raise ValueError(f'write_toy_coco: {name} must be {bounds}, '
-                         f'got {value}')
+    check_int('write_toy_coco', name, value, low, high)
 
 
 def coco_categories(panoptic: bool = False) -> List[dict]:
