@@ -115,6 +115,38 @@ def test_extra_convs(source, count_params):
     torch.testing.assert_close(outs[4], p7)
 
 
+@pytest.mark.parametrize('extra_output_convs', [0, 1])
+def test_extra_convs_on_lateral_and_on_output_differ(extra_output_convs):
+    """With a top output conv (or extra output convs) the top output is no
+    longer the top lateral: 'on_lateral' feeds P6's conv the lateral,
+    'on_output' the output, as mmdet's FPN."""
+    torch.manual_seed(0)
+    feats = _feats(R50, [(32, 48), (16, 24), (8, 12), (4, 6)])
+    got = {}
+    for source in ('on_lateral', 'on_output'):
+        torch.manual_seed(1)  # same weights for both
+        neck = FaPN(R50, 16, 5, start_level=1, add_extra_convs=source,
+                    top_output_conv=not extra_output_convs,
+                    extra_output_convs=extra_output_convs).eval()
+        with torch.no_grad():
+            outs = neck(feats)
+            lateral = neck.lateral_convs[-1](feats[3])
+            out = neck.fpn_convs[-1](lateral) if neck.top_output_conv \
+                else lateral
+            if extra_output_convs:
+                out = neck.extra_output_convs[-1](out)
+            torch.testing.assert_close(outs[2], out, rtol=0, atol=0)
+            src = lateral if source == 'on_lateral' else out
+            torch.testing.assert_close(
+                outs[3], neck.extra_convs[0](src), rtol=0, atol=0)
+            torch.testing.assert_close(
+                outs[4], neck.extra_convs[1](outs[3]), rtol=0, atol=0)
+        got[source] = outs
+    for a, b in zip(got['on_lateral'][:3], got['on_output'][:3]):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert (got['on_lateral'][3] - got['on_output'][3]).abs().max() > 1e-3
+
+
 def test_end_level_and_start_level():
     neck = FaPN(R50, 8, 2, start_level=1, end_level=2)
     assert len(neck.align_modules) == 1
@@ -135,9 +167,22 @@ def test_offset_conv_zero_after_init_weights_under_fpn_init_cfg(
         assert torch.count_nonzero(fam.dcn.conv_offset.weight) == 0
         assert torch.count_nonzero(fam.dcn.conv_offset.bias) == 0
     # Xavier really ran on the other convs (so the re-zero is what saved
-    # the offset convs): the fusion conv is no longer Caffe2Xavier-scaled
-    fused = neck.align_modules[0].offset_fusion.conv.weight
-    assert fused.abs().max() > 0
+    # the offset convs).  Xavier uniform: U(+-b), b = sqrt(6 / (fan_in +
+    # fan_out)), std b / sqrt(3), zero bias; the released init gives
+    # Caffe2Xavier (b = sqrt(3 / fan_in)) and PyTorch's default (b =
+    # 1 / sqrt(fan_in), non-zero bias), whose spreads differ by > 10%.
+    # (convs with fan_in != fan_out, where Xavier differs from Caffe2Xavier)
+    for conv in (neck.align_modules[0].offset_fusion.conv,  # 512 -> 256
+                 neck.lateral_convs[1].conv.conv,  # FSM projection of C3
+                 neck.lateral_convs[-1].conv):  # top lateral, 2048 -> 256
+        w = conv.weight.detach()
+        k = w[0, 0].numel()
+        bound = (6 / (w.shape[0] * k + w.shape[1] * k))**0.5
+        assert w.abs().max() <= bound
+        assert float(w.std()) == pytest.approx(bound / 3**0.5, rel=0.03), \
+            conv
+        if conv.bias is not None:
+            assert torch.count_nonzero(conv.bias) == 0
 
 
 def test_offset_conv_zero_inside_a_detector(mmdet_scope):

@@ -63,6 +63,47 @@ def _fam_at_init(ref, up, fam):
                   dcn.bias.view(1, -1, 1, 1))
 
 
+def _fam_reference(ref, up, fam, mdcn, seen=None):
+    """FAM's aligned map written out with the DCNv2 definition (conftest):
+    offsets and mask from conv3x3(conv1x1(cat[ref, 2 * up])), any offsets.
+    The offsets are appended to ``seen`` (a list) if given."""
+    dcn = fam.dcn
+    guide = F.conv2d(
+        torch.cat([ref, 2 * up], 1), fam.offset_fusion.conv.weight)
+    o = F.conv2d(guide, dcn.conv_offset.weight, dcn.conv_offset.bias,
+                 padding=1)
+    o1, o2, m = torch.chunk(o, 3, dim=1)
+    if seen is not None:
+        seen.append(torch.cat([o1, o2], 1))
+    return F.relu(
+        mdcn(up, torch.cat([o1, o2], 1), torch.sigmoid(m), dcn.weight,
+             dcn.bias, padding=1, deform_groups=dcn.deform_groups))
+
+
+def _reference_forward(head, feats, align):
+    """The head's logits from its weights with plain torch ops (nearest
+    upsampling to the lateral's size); ``align(ref, up, fam)`` stands for
+    the FAM."""
+
+    def lateral(i):
+        if head.use_fsm:
+            return _fsm(feats[i], head.laterals[i])
+        conv = head.laterals[i].conv
+        return F.conv2d(feats[i], conv.weight, conv.bias)
+
+    p = lateral(2)
+    for i in (1, 0):
+        ref = lateral(i)
+        up = F.interpolate(p, size=ref.shape[-2:], mode='nearest')
+        al = align(ref, up, head.fams[i]) if head.use_fam else up
+        if head.fusion == 'concat':
+            p = _conv(torch.cat([al, ref], 1), head.fusion_convs[i])
+        else:
+            p = al + ref
+    return F.conv2d(
+        _conv(p, head.pred_conv), head.conv_seg.weight, head.conv_seg.bias)
+
+
 @pytest.mark.parametrize('use_fam', [False, True])
 @pytest.mark.parametrize('use_fsm', [False, True])
 @pytest.mark.parametrize('fusion', ['sum', 'concat'])
@@ -75,28 +116,42 @@ def test_forward_matches_functional_reference(mmseg_scope, use_fam, use_fsm,
         mmseg_scope, use_fam=use_fam, use_fsm=use_fsm,
         fusion=fusion).double().eval()
     feats = _feats(ODD_SIZES, dtype=torch.float64)
-
-    def lateral(i):
-        if use_fsm:
-            return _fsm(feats[i], head.laterals[i])
-        conv = head.laterals[i].conv
-        return F.conv2d(feats[i], conv.weight, conv.bias)
-
-    p = lateral(2)
-    for i in (1, 0):
-        ref = lateral(i)
-        up = F.interpolate(p, size=ref.shape[-2:], mode='nearest')
-        al = _fam_at_init(ref, up, head.fams[i]) if use_fam else up
-        if fusion == 'concat':
-            p = _conv(torch.cat([al, ref], 1), head.fusion_convs[i])
-        else:
-            p = al + ref
-    expected = F.conv2d(
-        _conv(p, head.pred_conv), head.conv_seg.weight, head.conv_seg.bias)
+    expected = _reference_forward(head, feats, _fam_at_init)
     with torch.no_grad():
         got = head(feats)
     assert got.shape == (2, 5, 9, 13)  # the finest level's (stride 8) size
     torch.testing.assert_close(got, expected, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize('fusion', ['sum', 'concat'])
+def test_forward_with_random_offsets_matches_dcnv2_reference(
+        mmseg_scope, mdcn_reference, fusion):
+    """Non-zero offsets and masks, so the deformable sampling and the
+    offset branch's inputs (the lateral and 2x the upsampled map) matter:
+    at init (zero offsets) the lateral does not reach the FAM's output."""
+    torch.manual_seed(0)
+    head = _head(mmseg_scope, fusion=fusion).double().eval()
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for fam in head.fams:
+            w, b = fam.dcn.conv_offset.weight, fam.dcn.conv_offset.bias
+            w.copy_(0.05 * torch.randn(w.shape, generator=g,
+                                       dtype=w.dtype))
+            b.copy_(0.5 * torch.randn(b.shape, generator=g, dtype=b.dtype))
+    feats = _feats(ODD_SIZES, dtype=torch.float64)
+    offsets = []
+    with torch.no_grad():
+        got = head(feats)
+        expected = _reference_forward(
+            head, feats, lambda ref, up, fam: _fam_reference(
+                ref, up, fam, mdcn_reference, offsets))
+    # sub-pixel and multi-pixel displacements (not a mere shift by whole
+    # pixels, not negligible)
+    for off in offsets:
+        assert 0.5 < off.abs().mean() < 3
+        assert (off - off.round()).abs().mean() > 0.1
+    assert got.shape == (2, 5, 9, 13)
+    torch.testing.assert_close(got, expected, rtol=1e-9, atol=1e-9)
 
 
 def test_submodules_per_switch(mmseg_scope):
