@@ -3,6 +3,7 @@
     python tools/analysis/benchmark.py CONFIG [--compare OTHER_CONFIG]
         [--mode inference|train] [--shape H W] [--batch N] [--iters N]
         [--warmup N] [--device cpu|cuda] [--checkpoint PATH] [--json PATH]
+        [--amp float16|bfloat16] [--channels-last] [--cudnn-benchmark]
 
 CONFIG / OTHER_CONFIG: a config file of this repository (any of
 ``configs/``) or a stock one written ``mmdet::path`` / ``mmseg::path``
@@ -43,12 +44,24 @@ unless ``--checkpoint`` is given (nothing is downloaded: pretrained
 initialisations are switched off), SyncBN is reverted to BN as mmengine's
 Runner does without distribution.
 
+GPU options: ``--amp DTYPE`` runs each step under ``torch.autocast`` with
+that dtype (``train``: mmengine's ``AmpOptimWrapper`` with that dtype and a
+dynamic loss scale instead of the config's ``OptimWrapper``);
+``--channels-last`` converts the model's parameters to
+``torch.channels_last`` (the convolutions then run, and hand on, NHWC
+tensors; the data preprocessor's output stays NCHW and is converted by the
+first conv); ``--cudnn-benchmark`` sets ``torch.backends.cudnn.benchmark``
+(cuDNN picks the fastest algorithm per shape during the warm-up steps, as
+mmengine's ``env_cfg.cudnn_benchmark``).  All three are recorded in the
+JSON.
+
 With ``--compare``, the second model is measured the same way and the
 ratios CONFIG / OTHER_CONFIG are printed (latency, FPS, parameters, MACs,
 peak memory).  ``--json`` writes all the figures, the machine and the load
 average.  A progress line goes to stderr while it runs.
 """
 import argparse
+import contextlib
 import copy
 import json
 import os
@@ -442,25 +455,41 @@ class Progress:
 
 def time_steps(model: nn.Module, cfg, data: Dict[str, list],
                mode: str, iters: int, warmup: int, device: str,
-               progress: Progress) -> Dict[str, Any]:
+               progress: Progress, amp: Optional[str] = None
+               ) -> Dict[str, Any]:
     cuda = device.startswith('cuda')
 
     def sync():
         if cuda:
             torch.cuda.synchronize()
 
+    def autocast():
+        if amp is None:
+            return contextlib.nullcontext()
+        return torch.autocast(torch.device(device).type,
+                              dtype=getattr(torch, amp))
+
     if mode == 'train':
         from mmengine.optim import build_optim_wrapper
         model.train()
-        optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+        wrapper_cfg = copy.deepcopy(cfg.optim_wrapper)
+        if amp is not None:  # as tools/train.py --amp, with this dtype
+            if wrapper_cfg.get('type', 'OptimWrapper') not in (
+                    'OptimWrapper', 'AmpOptimWrapper'):
+                raise ValueError('benchmark: --amp needs optim_wrapper.type='
+                                 f"OptimWrapper, got {wrapper_cfg['type']!r}")
+            wrapper_cfg['type'] = 'AmpOptimWrapper'
+            wrapper_cfg['dtype'] = amp
+            wrapper_cfg.setdefault('loss_scale', 'dynamic')
+        optim_wrapper = build_optim_wrapper(model, wrapper_cfg)
 
-        def step(batch):
+        def step(batch):  # AmpOptimWrapper applies autocast itself
             return model.train_step(batch, optim_wrapper)
     else:
         model.eval()
 
         def step(batch):
-            with torch.no_grad():
+            with torch.no_grad(), autocast():
                 return model.test_step(batch)
 
     times: List[float] = []
@@ -516,6 +545,8 @@ def benchmark_model(path: str, args) -> Dict[str, Any]:
     torch.manual_seed(0)
     progress('building model')
     model = build_model(cfg, scope, args.shape, args.checkpoint, args.device)
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     result: Dict[str, Any] = dict(
         config=path,
         scope=scope,
@@ -528,7 +559,9 @@ def benchmark_model(path: str, args) -> Dict[str, Any]:
         result.update(count_flops(model, pre))
     result.update(
         time_steps(model, cfg, data, args.mode, args.iters,
-                   args.warmup, args.device, progress))
+                   args.warmup, args.device, progress, amp=args.amp))
+    result.update(amp=args.amp, channels_last=args.channels_last,
+                  cudnn_benchmark=args.cudnn_benchmark)
     try:
         from mmfapn.ops.modulated_deform_conv import resolve_impl
         result['dcn_impl_auto'] = resolve_impl('auto', args.device)
@@ -577,6 +610,9 @@ def report(results: List[Dict[str, Any]], info: Dict[str, Any],
           f'warmup={args.warmup} device={args.device} ({where}, torch '
           f'{info["torch"]}, {info["torch_threads"]} threads, load '
           f'{info.get("load_average_1min", "n/a")})')
+    if args.amp or args.channels_last or args.cudnn_benchmark:
+        print(f'  amp={args.amp} channels_last={args.channels_last} '
+              f'cudnn_benchmark={args.cudnn_benchmark}')
     for r in results:
         lat = r['latency_s']
         print(f'\n{r["config"]}  [{r["scope"]} {r["model_type"]}]')
@@ -601,6 +637,9 @@ def report(results: List[Dict[str, Any]], info: Dict[str, Any],
         batch=args.batch,
         iters=args.iters,
         warmup=args.warmup,
+        amp=args.amp,
+        channels_last=args.channels_last,
+        cudnn_benchmark=args.cudnn_benchmark,
         machine=info,
         deform_conv_counting=DCN_COUNTING,
         models=results)
@@ -667,6 +706,17 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         '--threads', type=_positive('--threads', 1),
         help='torch CPU threads (default: torch\'s choice); 1 gives steadier '
         'CPU timings on a loaded machine')
+    parser.add_argument(
+        '--amp', choices=['float16', 'bfloat16'],
+        help='run each step under torch.autocast with this dtype (train: '
+        'AmpOptimWrapper)')
+    parser.add_argument(
+        '--channels-last', action='store_true',
+        help='model parameters in torch.channels_last memory format')
+    parser.add_argument(
+        '--cudnn-benchmark', action='store_true',
+        help='torch.backends.cudnn.benchmark = True (cuDNN algorithm search '
+        'during the warm-up)')
     parser.add_argument('--checkpoint', help='weights to load (optional)')
     parser.add_argument('--json', help='write the figures to this file')
     parser.add_argument(
@@ -684,6 +734,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    torch.backends.cudnn.benchmark = args.cudnn_benchmark
     paths = [args.config] + ([args.compare] if args.compare else [])
     results = [benchmark_model(p, args) for p in paths]
     return report(results, machine(args.device), args)
