@@ -3,14 +3,19 @@ against a dense 3x3 conv of the same shape.
 
     python tools/analysis/bench_dcn.py [--inputs 512x1024 1024x2048]
         [--levels P2 P3 P4] [--channels 256] [--deform-groups 8]
-        [--impls torch mmcv dense] [--modes fwd fwdbwd] [--repeat 5]
-        [--max-case-seconds 60] [--device cpu|cuda] [--threads N]
-        [--json PATH]
+        [--impls torch mmcv dense [torchvision]] [--modes fwd fwdbwd]
+        [--repeat 5] [--max-case-seconds 60] [--device cpu|cuda]
+        [--threads N] [--json PATH]
 
 The layer shapes are FaPN's: the FAM's deformable conv at level Pi of an
 input image HxW runs on a (1, C, H / 2**i, W / 2**i) map, 3x3, stride 1,
 padding 1, ``deform_groups`` 8, C = 256 in and out.  ``dense`` is
 ``F.conv2d`` with the same weight (PyTorch's own CPU/CUDA convolution).
+``torchvision`` (not in the default set) is
+``torchvision.ops.deform_conv2d`` with the mask: the same DCNv2 arithmetic
+and offset layout, a compiled kernel to compare with where mmcv's CUDA ops
+are not built.  On CUDA the device is synchronised before and after each
+timed run.
 Offsets are N(0, 2^2) pixels, masks uniform in (0, 1), as a trained FaPN's
 are of that order; the timings do not depend on the values much.
 
@@ -52,7 +57,8 @@ sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), '..', '..')))
 from mmfapn.ops import mmcv_ops_available, modulated_deform_conv2d  # noqa
 
 LEVELS = {'P2': 4, 'P3': 8, 'P4': 16, 'P5': 32}
-IMPLS = ('torch', 'mmcv', 'dense')
+IMPLS = ('torch', 'mmcv', 'dense', 'torchvision')
+DEFAULT_IMPLS = ('torch', 'mmcv', 'dense')
 MODES = ('fwd', 'fwdbwd')
 
 
@@ -66,7 +72,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument('--channels', type=int, default=256)
     parser.add_argument('--deform-groups', type=int, default=8)
     parser.add_argument('--batch', type=int, default=1)
-    parser.add_argument('--impls', nargs='+', default=list(IMPLS),
+    parser.add_argument('--impls', nargs='+', default=list(DEFAULT_IMPLS),
                         choices=IMPLS)
     parser.add_argument('--modes', nargs='+', default=list(MODES),
                         choices=MODES)
@@ -151,6 +157,9 @@ class Case:
                 x, w, b = ts
                 return F.conv2d(x, w, b, padding=1)
             x, off, m, w, b = ts
+            if impl == 'torchvision':
+                from torchvision.ops import deform_conv2d
+                return deform_conv2d(x, off, w, b, padding=1, mask=m)
             return modulated_deform_conv2d(x, off, m, w, b, 1, 1, 1,
                                            self.dg, impl=impl)
 
@@ -250,6 +259,13 @@ def main(argv=None) -> int:
     if 'mmcv' in impls and not mmcv_ops_available():
         print("mmcv's compiled ops are missing: skipping impl 'mmcv'")
         impls.remove('mmcv')
+    if 'torchvision' in impls:
+        try:
+            import torchvision.ops  # noqa: F401
+        except ImportError as e:
+            print(f"torchvision cannot be imported ({e}): skipping impl "
+                  "'torchvision'")
+            impls.remove('torchvision')
     result = dict(machine=machine(), load_before=os.getloadavg(),
                   args={k: v for k, v in vars(args).items()
                         if k != 'sizes'},
@@ -291,6 +307,9 @@ def main(argv=None) -> int:
                 if 'mmcv' in row and 'torch' in row:
                     ratios.append(
                         f'mmcv/torch {row["mmcv"] / row["torch"]:.1f}x')
+                if 'torchvision' in row and 'torch' in row:
+                    ratios.append('torchvision/torch '
+                                  f'{row["torchvision"] / row["torch"]:.1f}x')
                 if 'dense' in row and 'torch' in row:
                     ratios.append(
                         f'torch/dense {row["torch"] / row["dense"]:.2f}x')
