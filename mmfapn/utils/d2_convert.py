@@ -2,9 +2,11 @@
 
 The authors released Faster R-CNN, Mask R-CNN, PointRend (instance and
 Cityscapes semantic) and Panoptic FPN models trained with FaPN in
-detectron2.  This module maps their state dicts onto the models of this
-repository's ``*_d2-weights.py`` configs, which reproduce detectron2's
-inference setting.
+detectron2, and two MaskFormer + FaPN models (Swin-L ADE20K, R-101
+COCO-Stuff-10K; their rules are in :mod:`mmfapn.utils.d2_maskformer`).
+This module maps their state dicts onto the models of this repository's
+``*_d2-weights.py`` configs, which reproduce detectron2's inference
+setting.
 
 Key mapping, detectron2 -> OpenMMLab (``s`` = stage 2..5, ``j = s - 2``)::
 
@@ -105,6 +107,7 @@ D2_MODELS = {
     'point_rend': 'det',
     'panoptic_fpn': 'det',
     'point_rend_semantic': 'seg',
+    'maskformer': 'seg',
 }
 
 #: (model, depth) -> config under the repository's ``configs/``.
@@ -129,6 +132,12 @@ D2_WEIGHT_CONFIGS = {
     ('point_rend_semantic', 101):
     'seg/point_rend/pointrend_r101_fapn_8xb4-65k_cityscapes-512x1024'
     '_d2-weights.py',
+    ('maskformer', 'swin-l'):
+    'seg/maskformer/maskformer_swin-l_fapn_8xb2-160k_ade20k-640x640'
+    '_d2-weights.py',
+    ('maskformer', 101):
+    'seg/maskformer/maskformer_r101_fapn_8xb4-60k_coco-stuff10k-640x640'
+    '_d2-weights.py',
 }
 
 _RES4_BLOCKS_TO_DEPTH = {6: 50, 23: 101}
@@ -149,13 +158,18 @@ class D2ConversionError(ValueError):
     mismatches)."""
 
 
+class D2UnsupportedError(D2ConversionError):
+    """Not one of the released FaPN models (a one-line message: what was
+    found and what is supported)."""
+
+
 @dataclass
 class ConversionReport:
     """What a conversion did, key by key.
 
     Attributes:
         model (str): detected detectron2 model, a key of :data:`D2_MODELS`.
-        depth (int): ResNet depth.
+        depth (int | str): ResNet depth, or a Swin variant ('swin-l').
         task (str): 'det' (mmdet) or 'seg' (mmseg).
         mapped (dict): source key -> target key.
         dropped (dict): source key -> why it was dropped on purpose.
@@ -168,7 +182,7 @@ class ConversionReport:
         config (str, optional): the config checked against.
     """
     model: str
-    depth: int
+    depth: Union[int, str]
     task: str
     mapped: Dict[str, str] = field(default_factory=dict)
     dropped: Dict[str, str] = field(default_factory=dict)
@@ -186,8 +200,9 @@ class ConversionReport:
                     or self.mismatched or self.errors)
 
     def format(self) -> str:
+        from .d2_maskformer import arch_name
         lines = [
-            f'detectron2 {self.model} R-{self.depth} -> '
+            f'detectron2 {self.model} {arch_name(self.depth)} -> '
             f'{"mmdet" if self.task == "det" else "mmseg"}'
             + (f' ({self.config})' if self.config else ''),
             f'  mapped: {len(self.mapped)} source keys',
@@ -195,8 +210,9 @@ class ConversionReport:
         ]
         for k, why in sorted(self.dropped.items()):
             lines.append(f'    {k}: {why}')
-        lines.append(f'  filled with a default: {len(self.synthesized)} '
-                     '(BN num_batches_tracked = 0; FrozenBN has none)')
+        if self.synthesized:
+            lines.append(f'  filled with a default: {len(self.synthesized)} '
+                         '(BN num_batches_tracked = 0; FrozenBN has none)')
 
         def _section(title, items):
             lines.append(f'  {title}: {len(items)}')
@@ -305,21 +321,29 @@ def load_d2_checkpoint(
 # --------------------------------------------------------------------------
 # Detection of the model
 # --------------------------------------------------------------------------
-def detect_d2_model(d2_state: Mapping[str, Tensor]) -> Tuple[str, int, str]:
+def detect_d2_model(
+        d2_state: Mapping[str, Tensor]) -> Tuple[str, Union[int, str], str]:
     """Tell which released model a detectron2 FaPN state dict holds.
 
     Returns:
-        tuple: (model, depth, task), e.g. ``('mask_rcnn', 50, 'det')``.
+        tuple: (model, depth, task), e.g. ``('mask_rcnn', 50, 'det')``,
+        ``('maskformer', 'swin-l', 'seg')``.
+
+    Raises:
+        D2UnsupportedError: not a released FaPN model (one-line message).
     """
+    from .d2_maskformer import detect_maskformer, is_maskformer
     keys = list(d2_state)
+    if is_maskformer(keys):
+        return 'maskformer', detect_maskformer(d2_state), 'seg'
     if not any(k.startswith('backbone.bottom_up.') for k in keys):
-        raise D2ConversionError(
+        raise D2UnsupportedError(
             'not a detectron2 ResNet checkpoint: no backbone.bottom_up.* '
             f'keys (first keys: {keys[:5]})')
     if not any(k.startswith('backbone.fan_align') for k in keys):
         hint = (' (backbone.fpn_lateral* found: a plain FPN model)' if any(
             k.startswith('backbone.fpn_lateral') for k in keys) else '')
-        raise D2ConversionError(
+        raise D2UnsupportedError(
             'not a FaPN checkpoint: no backbone.fan_align* keys' + hint)
     res4 = {
         int(m.group(1))
@@ -328,7 +352,7 @@ def detect_d2_model(d2_state: Mapping[str, Tensor]) -> Tuple[str, int, str]:
     }
     num_blocks = max(res4) + 1 if res4 else 0
     if num_blocks not in _RES4_BLOCKS_TO_DEPTH:
-        raise D2ConversionError(
+        raise D2UnsupportedError(
             f'unsupported ResNet: res4 has {num_blocks} blocks (R-50 has 6, '
             'R-101 has 23)')
     depth = _RES4_BLOCKS_TO_DEPTH[num_blocks]
@@ -351,7 +375,7 @@ def detect_d2_model(d2_state: Mapping[str, Tensor]) -> Tuple[str, int, str]:
     elif has('roi_heads.box_predictor.'):
         model = 'faster_rcnn'
     else:
-        raise D2ConversionError(
+        raise D2UnsupportedError(
             'unknown detectron2 model: none of roi_heads.box_predictor.*, '
             'roi_heads.mask_head.*, sem_seg_head.* found')
     return model, depth, D2_MODELS[model]
@@ -363,6 +387,26 @@ def detect_d2_model(d2_state: Mapping[str, Tensor]) -> Tuple[str, int, str]:
 Rule = Tuple['re.Pattern', Callable[['re.Match'], Optional[str]]]
 
 
+def resnet_rules(prefix: str) -> List[Rule]:
+    """detectron2 ResNet names under ``prefix`` -> mmdet/mmseg ResNet."""
+    r: List[Rule] = []
+
+    def add(pattern, fn):
+        r.append((re.compile(prefix + pattern), fn))
+
+    add(r'stem\.conv1\.weight', lambda m: 'backbone.conv1.weight')
+    add(r'stem\.conv1\.norm\.' + _NORM, lambda m: f'backbone.bn1.{m[1]}')
+    add(r'res([2-5])\.(\d+)\.conv([1-3])\.weight',
+        lambda m: f'backbone.layer{int(m[1]) - 1}.{m[2]}.conv{m[3]}.weight')
+    add(r'res([2-5])\.(\d+)\.conv([1-3])\.norm\.' + _NORM,
+        lambda m: f'backbone.layer{int(m[1]) - 1}.{m[2]}.bn{m[3]}.{m[4]}')
+    add(r'res([2-5])\.(\d+)\.shortcut\.weight',
+        lambda m: f'backbone.layer{int(m[1]) - 1}.{m[2]}.downsample.0.weight')
+    add(r'res([2-5])\.(\d+)\.shortcut\.norm\.' + _NORM,
+        lambda m: f'backbone.layer{int(m[1]) - 1}.{m[2]}.downsample.1.{m[3]}')
+    return r
+
+
 def _rules(task: str, model: str, stage0: int) -> List[Rule]:
     """Ordered (pattern, target) rules; the first full match wins."""
     r: List[Rule] = []
@@ -372,18 +416,7 @@ def _rules(task: str, model: str, stage0: int) -> List[Rule]:
 
     lvl = (lambda s: int(s) - stage0)  # noqa: E731
     # backbone (detectron2 MSRA ResNet)
-    bu = r'backbone\.bottom_up\.'
-    add(bu + r'stem\.conv1\.weight', lambda m: 'backbone.conv1.weight')
-    add(bu + r'stem\.conv1\.norm\.' + _NORM,
-        lambda m: f'backbone.bn1.{m[1]}')
-    add(bu + r'res([2-5])\.(\d+)\.conv([1-3])\.weight',
-        lambda m: f'backbone.layer{int(m[1]) - 1}.{m[2]}.conv{m[3]}.weight')
-    add(bu + r'res([2-5])\.(\d+)\.conv([1-3])\.norm\.' + _NORM,
-        lambda m: f'backbone.layer{int(m[1]) - 1}.{m[2]}.bn{m[3]}.{m[4]}')
-    add(bu + r'res([2-5])\.(\d+)\.shortcut\.weight',
-        lambda m: f'backbone.layer{int(m[1]) - 1}.{m[2]}.downsample.0.weight')
-    add(bu + r'res([2-5])\.(\d+)\.shortcut\.norm\.' + _NORM,
-        lambda m: f'backbone.layer{int(m[1]) - 1}.{m[2]}.downsample.1.{m[3]}')
+    r.extend(resnet_rules(r'backbone\.bottom_up\.'))
     # neck (released FAN)
     fa = r'backbone\.fan_align(\d)\.'
     add(fa + r'lateral_conv\.conv_atten\.weight',
@@ -502,17 +535,25 @@ def convert_d2_state_dict(
                 f'--task {task} does not match the checkpoint: its keys '
                 f'describe a detectron2 {model} (task {model_task!r})')
     task = model_task
-    stages = sorted({
-        int(m.group(1))
-        for m in (re.match(r'backbone\.(?:fan_align|fpn_output)(\d)\.', k)
-                  for k in d2_state) if m
-    })
     report = ConversionReport(model=model, depth=depth, task=task)
-    rules = _rules(task, model, stage0=stages[0])
+    dropped: Dict[str, str] = {}
+    transform = None
+    if model == 'maskformer':
+        from . import d2_maskformer
+        rules = d2_maskformer.maskformer_rules(depth)
+        dropped, report.errors = d2_maskformer.drop_reasons(d2_state)
+        transform = d2_maskformer.transform
+    else:
+        stages = sorted({
+            int(m.group(1))
+            for m in (re.match(r'backbone\.(?:fan_align|fpn_output)(\d)\.',
+                               k) for k in d2_state) if m
+        })
+        rules = _rules(task, model, stage0=stages[0])
     out: 'OrderedDict[str, Tensor]' = OrderedDict()
     for key, value in d2_state.items():
-        reason = next((why for pat, why in _DROP_REASONS
-                       if pat.fullmatch(key)), None)
+        reason = dropped.get(key) or next(
+            (why for pat, why in _DROP_REASONS if pat.fullmatch(key)), None)
         if reason is not None:
             report.dropped[key] = reason
             continue
@@ -531,6 +572,8 @@ def convert_d2_state_dict(
         if model == 'panoptic_fpn' and target.startswith(
                 'semantic_head.conv_logits.'):
             value = _panoptic_things_last(value)
+        if transform is not None:
+            value = transform(target, value)
         out[target] = value
         report.mapped[key] = target
         if target.endswith('.running_mean'):
@@ -569,7 +612,8 @@ def _check_pixel_stats(d2_state, cfg, report) -> None:
             report.errors.append(
                 f'{key} {got.tolist()} != data_preprocessor.{name} '
                 f'{want.tolist()} of the config')
-    if 'pixel_mean' in d2_state and pre.get('bgr_to_rgb', False):
+    if 'pixel_mean' in d2_state and pre.get('bgr_to_rgb', False) and \
+            report.model != 'maskformer':  # MaskFormer models take RGB
         report.errors.append(
             'the config converts BGR to RGB, detectron2 MSRA models take '
             'BGR input (data_preprocessor.bgr_to_rgb must be False)')
@@ -611,7 +655,7 @@ def build_target_model(config: Union[str, 'object']):
     return registry.build(model_cfg), cfg
 
 
-def default_config(model: str, depth: int,
+def default_config(model: str, depth: Union[int, str],
                    configs_root: Optional[str] = None) -> str:
     """The repository's ``*_d2-weights.py`` config for a released model."""
     if configs_root is None:
@@ -620,9 +664,10 @@ def default_config(model: str, depth: int,
             'configs')
     rel = D2_WEIGHT_CONFIGS.get((model, depth))
     if rel is None:
-        raise D2ConversionError(
-            f'no *_d2-weights.py config for a detectron2 {model} R-{depth} '
-            '(none was released); pass --config')
+        from .d2_maskformer import arch_name
+        raise D2UnsupportedError(
+            f'no *_d2-weights.py config for a detectron2 {model} '
+            f'{arch_name(depth)} (none was released); pass --config')
     path = osp.join(configs_root, rel)
     if not osp.isfile(path):
         raise FileNotFoundError(
@@ -664,6 +709,9 @@ def convert_d2_checkpoint(src: str,
     check_against_model(state, model.state_dict(), report)
     _check_pixel_stats(d2_state, cfg, report)
     _check_anchors(d2_state, model, report)
+    if report.model == 'maskformer':
+        from .d2_maskformer import check_config
+        check_config(d2_state, cfg, model, report)
     if report.ok:
         # the real test: a strict load into the config's model
         model.load_state_dict(state, strict=True)

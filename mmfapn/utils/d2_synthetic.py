@@ -7,7 +7,12 @@ fan.py`` and ``DCNv2/dcn_v2.py`` of EMI-Group/FaPN, detectron2's ResNet,
 RPN, RoI, mask, PointRend and semantic heads) and the released yaml configs.
 This description is independent of the conversion rules in
 :mod:`mmfapn.utils.d2_convert`: it names detectron2's modules, not mmdet's.
+
+For the two MaskFormer + FaPN releases the key/shape lists were taken from
+the official models themselves (``tests/data/d2_keys/*.tsv``);
+:func:`d2_state_dict_from_key_list` fills such a list with random values.
 """
+import re
 from collections import OrderedDict
 from typing import Optional, Tuple
 
@@ -217,3 +222,84 @@ def _cell_anchors(size: float) -> Tensor:
         rows.append([-w / 2, -h / 2, w / 2, h / 2])
     return torch.tensor(rows)
 
+
+
+def swin_relative_position_index(window: int) -> Tensor:
+    """Swin's relative position index for a ``window x window`` window:
+    for tokens a, b (row-major), ``(dy + w - 1) * (2w - 1) + (dx + w - 1)``
+    with ``(dy, dx) = pos(a) - pos(b)``, as in the original Swin code."""
+    ys, xs = torch.meshgrid(torch.arange(window), torch.arange(window),
+                            indexing='ij')
+    ys, xs = ys.flatten(), xs.flatten()
+    dy = ys[:, None] - ys[None, :] + window - 1
+    dx = xs[:, None] - xs[None, :] + window - 1
+    return dy * (2 * window - 1) + dx
+
+
+def read_key_list(path: str) -> 'OrderedDict[str, Tuple[int, ...]]':
+    """Read a ``key<TAB>shape`` list (``#`` comments; shape ``AxBxC``, empty
+    for a scalar), e.g. the released models' lists in ``tests/data``."""
+    shapes: 'OrderedDict[str, Tuple[int, ...]]' = OrderedDict()
+    with open(path) as f:
+        for n, line in enumerate(f, 1):
+            line = line.rstrip('\n')
+            if not line.strip() or line.startswith('#'):
+                continue
+            key, _, shape = line.partition('\t')
+            try:
+                dims = tuple(int(d) for d in shape.split('x')) \
+                    if shape.strip() else ()
+            except ValueError:
+                raise ValueError(f'{path}:{n}: bad shape {shape!r} for '
+                                 f'{key!r} (expected e.g. 256x3x3x3)')
+            if key in shapes:
+                raise ValueError(f'{path}:{n}: duplicate key {key!r}')
+            shapes[key] = dims
+    return shapes
+
+
+def d2_state_dict_from_key_list(path: str,
+                                seed: int = 0,
+                                std: float = 0.02
+                                ) -> 'OrderedDict[str, Tensor]':
+    """A random state dict with exactly the keys and shapes of a key list
+    (:func:`read_key_list`) of a released model.
+
+    Values are made plausible where the model relies on them: norm scales
+    near 1, running variances in [0.5, 1.5], Swin's relative position
+    indices the true ones (:func:`swin_relative_position_index`),
+    MaskFormer's ``criterion.empty_weight`` ones with 0.1 for "no object",
+    and the shared GroupNorm of MaskFormer + FaPN stored twice with the
+    same values (``align_k.offset.norm.*`` = ``layer_k.norm.*``, as the
+    release saves one GN instance under both names).  Everything else is
+    uniform with standard deviation ``std``.
+    """
+    g = torch.Generator().manual_seed(seed)
+    state: 'OrderedDict[str, Tensor]' = OrderedDict()
+    shapes = read_key_list(path)
+    for key, shape in shapes.items():
+        if key.endswith('relative_position_index'):
+            window = int(round(shape[0]**0.5))
+            state[key] = swin_relative_position_index(window)
+            continue
+        if key == 'criterion.empty_weight':
+            t = torch.ones(shape)
+            t[-1] = 0.1
+            state[key] = t
+            continue
+        t = torch.empty(shape).uniform_(-1, 1, generator=g)
+        if key.endswith('running_var'):
+            t = t.abs_() + 0.5
+        elif re.search(r'norm\d*\.weight$', key):
+            t = t.mul_(0.1).add_(1)
+        else:
+            t = t.mul_(std * 3**0.5)
+        state[key] = t
+    for key in state:
+        m = re.fullmatch(
+            r'(.*pixel_decoder\.)align_(\d)\.offset\.norm\.(weight|bias)', key)
+        if m:
+            state[key] = state[f'{m[1]}layer_{m[2]}.norm.{m[3]}']
+    for key, t in state.items():
+        assert tuple(t.shape) == shapes[key], key
+    return state

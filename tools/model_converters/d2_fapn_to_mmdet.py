@@ -6,7 +6,9 @@
 
 IN is detectron2's ``model_final.pth`` (or a ``.pkl``) of Faster R-CNN,
 Mask R-CNN, PointRend (instance or Cityscapes semantic) or Panoptic FPN with
-FaPN.  The model is recognised from the keys; the weights are checked
+FaPN, or of MaskFormer + FaPN (Swin-L ADE20K, R-101 COCO-Stuff-10K; mmseg).
+The model is recognised from the keys (a checkpoint that is none of these
+is refused with one ``error:`` line); the weights are checked
 against the model of CONFIG (default: this repository's matching
 ``*_d2-weights.py`` config) and OUT is written only if every source key was
 used (or is dropped on purpose, listed in the report) and every parameter
@@ -16,7 +18,8 @@ printed; the exit status is 1 if the conversion fails.
 import argparse
 import sys
 
-from mmfapn.utils.d2_convert import D2ConversionError, convert_d2_checkpoint
+from mmfapn.utils.d2_convert import (D2ConversionError, D2UnsupportedError,
+                                     convert_d2_checkpoint)
 
 
 def parse_args(argv=None):
@@ -50,6 +53,9 @@ def main(argv=None) -> int:
             config=args.config,
             task=args.task,
             trust_pickle=args.trust_pickle)
+    except D2UnsupportedError as e:
+        print(f'error: {args.src}: {e}', file=sys.stderr)
+        return 1
     except D2ConversionError as e:
         print(f'conversion failed:\n{e}', file=sys.stderr)
         return 1

@@ -217,9 +217,69 @@ def test_metafiles_index_every_maskformer_config():
             assert 'Weights' not in model  # no checkpoint exists
             for res in model.get('Results', []):
                 results[name] = res['Metrics']
+    swin_l = {'mIoU': 55.2, 'mIoU(ms+flip)': 56.7}
+    r101 = {'mIoU': 39.6, 'mIoU(ms+flip)': 40.6}
     assert results == {
-        'maskformer_swin-l_fapn_8xb2-160k_ade20k-640x640':
-        {'mIoU': 55.2, 'mIoU(ms+flip)': 56.7},
-        'maskformer_r101_fapn_8xb4-60k_coco-stuff10k-640x640':
-        {'mIoU': 39.6, 'mIoU(ms+flip)': 40.6},
+        'maskformer_swin-l_fapn_8xb2-160k_ade20k-640x640': swin_l,
+        'maskformer_swin-l_fapn_8xb2-160k_ade20k-640x640_d2-weights': swin_l,
+        'maskformer_r101_fapn_8xb4-60k_coco-stuff10k-640x640': r101,
+        'maskformer_r101_fapn_8xb4-60k_coco-stuff10k-640x640_d2-weights':
+        r101,
     }
+
+
+D2_WEIGHTS = {
+    'swin-l': ADE_SWIN_L[:-3] + '_d2-weights.py',
+    101: STUFF_R101[:-3] + '_d2-weights.py',
+}
+
+
+@pytest.mark.parametrize('arch', ['swin-l', 101], ids=str)
+def test_d2_weights_configs_are_the_released_inference(arch, seg_config):
+    """The *_d2-weights configs: the training config's model with the
+    released inference setting (FaPN-full MaskFormer yamls): RGB ImageNet
+    mean/std, shorter side 640 / longer <= 2560, TEST.AUG sizes 320..1120
+    (max 4480) with flip, 100 queries, 6 decoder layers, the shared GN,
+    whole-image inference, nothing initialised from ImageNet."""
+    from mmfapn.utils.d2_convert import D2_WEIGHT_CONFIGS
+    assert D2_WEIGHT_CONFIGS[('maskformer', arch)] == 'seg/' + \
+        D2_WEIGHTS[arch]
+    cfg = seg_config(D2_WEIGHTS[arch])
+    base = seg_config(ADE_SWIN_L if arch == 'swin-l' else STUFF_R101)
+    pre = cfg.model.data_preprocessor
+    assert (pre.mean, pre.std, pre.bgr_to_rgb, pre.pad_val) == (
+        [123.675, 116.28, 103.53], [58.395, 57.12, 57.375], True, 0)
+    (resize, ) = [t for t in cfg.test_dataloader.dataset.pipeline
+                  if t.type == 'Resize']
+    assert (resize.scale, resize.keep_ratio) == ((2560, 640), True)
+    scales = [t.scale for t in cfg.tta_pipeline[1].transforms[0]]
+    assert scales == [(4480, s) for s in (320, 480, 640, 800, 960, 1120)]
+    assert [t.prob for t in cfg.tta_pipeline[1].transforms[1]] == [0., 1.]
+    head = cfg.model.decode_head
+    assert head.num_queries == 100
+    assert head.transformer_decoder.num_layers == 6
+    assert head.pixel_decoder.type == 'mmdet.FaPNPixelDecoder'
+    assert head.pixel_decoder.share_offset_norm is True
+    assert head.num_classes == {'swin-l': 150, 101: 171}[arch]
+    assert cfg.model.test_cfg.mode == 'whole'
+    assert cfg.model.backbone.init_cfg is None
+    bb = cfg.model.backbone
+    if arch == 101:
+        assert (bb.type, bb.depth, bb.style) == ('ResNet', 101, 'pytorch')
+        assert bb.norm_cfg == dict(type='BN', requires_grad=False)
+        assert bb.norm_eval is True
+        assert bb.get('deep_stem', False) is False  # basic 7x7 stem
+    else:
+        assert (bb.type, bb.embed_dims, bb.depths, bb.num_heads,
+                bb.window_size) == ('SwinTransformer', 192, [2, 2, 18, 2],
+                                    [6, 12, 24, 48], 12)
+        assert bb.get('use_abs_pos_embed', False) is False
+        assert bb.get('patch_norm', True) is True
+    # everything else is the training config's model
+    for key in ('decode_head', 'backbone'):
+        ours, theirs = cfg.model[key].to_dict(), base.model[key].to_dict()
+        for k in ('init_cfg', 'norm_cfg', 'norm_eval', 'style'):
+            ours.pop(k, None), theirs.pop(k, None)
+        if key == 'decode_head':
+            ours['pixel_decoder'].pop('share_offset_norm')
+        assert ours == theirs, key
