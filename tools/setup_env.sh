@@ -8,6 +8,24 @@
 # successful run, so a second call returns at once.  The built mmcv wheel is
 # cached outside the repo (MMFAPN_WHEEL_CACHE, default ~/.cache/mmfapn) so a
 # fresh clone on the same machine does not rebuild it (~10 min on 2 cores).
+#
+# GPU machines (docs/gpu_check.md; used by `make gpu-check`):
+# - a base python with a CUDA torch is reused (--system-site-packages) and
+#   mmcv's CUDA ops are built for the local GPU architecture only
+#   (TORCH_CUDA_ARCH_LIST from torch.cuda.get_device_capability unless set;
+#   MAX_JOBS = cores; CUDA_HOME from nvcc unless set); mmcv 2.1.0's source
+#   includes <THC/THCAtomics.cuh>, which newer torch no longer ships: the
+#   build then uses a copy of the source with <ATen/cuda/Atomic.cuh>.
+# - MMFAPN_WHEELHOUSE=DIR installs offline from DIR only (pip --no-index
+#   --find-links DIR).  With a reused CUDA torch it installs just the
+#   pinned packages such a machine lacks (tools/gpu_check_requirements.txt,
+#   --no-deps; the image's numpy, opencv, scipy... are used as they are).
+#   A prebuilt mmcv wheel in DIR/<cache dir name>/ (whole, or split into
+#   *.whl.part-* files) is used instead of building.
+# - MMFAPN_MMCV_BUILD_TIMEOUT=SECONDS stops the mmcv build after that long;
+#   with MMFAPN_MMCV_FALLBACK=no-ops a failed or stopped build installs mmcv
+#   without compiled ops (mmfapn then runs its PyTorch DCN path; mmdet and
+#   mmseg models need the ops) and records why in $VENV/.mmcv-no-ops.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -17,6 +35,8 @@ PYTHON="${PYTHON:-python3}"
 CACHE="${MMFAPN_WHEEL_CACHE:-$HOME/.cache/mmfapn/wheels}"
 MMCV_VERSION=2.1.0
 TORCH_VERSION=2.13.0
+WHEELHOUSE="${MMFAPN_WHEELHOUSE:-}"
+GPU_REQUIREMENTS="$ROOT/tools/gpu_check_requirements.txt"
 
 say() { printf '[setup] %s\n' "$*"; }
 die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -40,7 +60,10 @@ PY
 }
 
 inputs_hash() {
-  cat requirements.txt setup.cfg pyproject.toml tools/setup_env.sh 2>/dev/null | sha256sum | cut -c1-16
+  { cat requirements.txt setup.cfg pyproject.toml tools/setup_env.sh 2>/dev/null
+    # an offline (wheelhouse) install is another environment
+    if [[ -n "$WHEELHOUSE" ]]; then echo "wheelhouse"; cat "$GPU_REQUIREMENTS"; fi
+  } | sha256sum | cut -c1-16
 }
 STAMP="$VENV/.mmfapn-setup-$(inputs_hash)"
 if [[ "${1:-}" == "--check" ]]; then  # verify an existing environment only
@@ -51,6 +74,10 @@ if [[ -f "$STAMP" ]]; then
   say "environment up to date ($VENV)"
   exit 0
 fi
+if [[ -n "$WHEELHOUSE" ]]; then
+  [[ -d "$WHEELHOUSE" ]] || die "MMFAPN_WHEELHOUSE=$WHEELHOUSE is not a directory"
+  WHEELHOUSE="$(cd "$WHEELHOUSE" && pwd)"
+fi
 
 # --- virtual environment -----------------------------------------------------
 # On a CUDA machine whose base python already has a CUDA torch, reuse it
@@ -58,54 +85,183 @@ fi
 if [[ ! -x "$VENV/bin/python" ]]; then
   if "$PYTHON" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
     say "reusing the CUDA torch of $PYTHON"
-    "$PYTHON" -m venv --system-site-packages "$VENV"
+    # without ensurepip, pip comes from $PYTHON's packages (linked below)
+    "$PYTHON" -m venv --system-site-packages "$VENV" || \
+      "$PYTHON" -m venv --system-site-packages --without-pip --clear "$VENV"
+    # A $PYTHON that is itself a venv (e.g. /opt/torch/.venv/bin/python3):
+    # --system-site-packages reaches its base interpreter's packages, not
+    # that venv's, where torch is.  Add them after .venv's own.
+    if "$PYTHON" -c 'import sys; sys.exit(sys.prefix == sys.base_prefix)'; then
+      "$PYTHON" -c 'import site; print("\n".join(f"import site; site.addsitedir({p!r})" for p in site.getsitepackages()))' \
+        > "$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/_mmfapn_base_python.pth"
+    fi
   else
     "$PYTHON" -m venv "$VENV"
   fi
 fi
 PY="$VENV/bin/python"
 PIP=("$PY" -m pip install --disable-pip-version-check -q)
+INDEX=()  # pip's package sources: the configured index, or the wheelhouse
+if [[ -n "$WHEELHOUSE" ]]; then
+  INDEX=(--no-index --find-links "$WHEELHOUSE")
+  say "offline install from the wheelhouse $WHEELHOUSE"
+fi
+PIP+=("${INDEX[@]}")
 
 if ! "$PY" -c 'import torch' 2>/dev/null; then
   say "installing torch==$TORCH_VERSION"
   "${PIP[@]}" "torch==$TORCH_VERSION"
 fi
-"${PIP[@]}" "setuptools>=77,<82" wheel ninja "numpy>=1.26,<2"
+CUDA_TORCH="$("$PY" -c 'import torch; print(int(torch.cuda.is_available()))')"
+# Lean offline install on a CUDA image: only what it lacks, no resolver.
+LEAN=0
+if [[ -n "$WHEELHOUSE" && "$CUDA_TORCH" == 1 ]]; then LEAN=1; fi
+if [[ "$LEAN" == 1 ]]; then
+  say "CUDA torch $("$PY" -c 'import torch; print(torch.__version__)'): installing $(basename "$GPU_REQUIREMENTS") (--no-deps)"
+  "${PIP[@]}" --no-deps -r "$GPU_REQUIREMENTS"
+else
+  "${PIP[@]}" "setuptools>=77,<82" wheel ninja "numpy>=1.26,<2"
+fi
+
+# --- CUDA build settings: this machine's GPU architecture only --------------
+if [[ "$CUDA_TORCH" == 1 ]]; then
+  if [[ -z "${TORCH_CUDA_ARCH_LIST:-}" ]]; then
+    TORCH_CUDA_ARCH_LIST="$("$PY" -c 'import torch; print("%d.%d" % torch.cuda.get_device_capability(0))')"
+    export TORCH_CUDA_ARCH_LIST
+  fi
+  if [[ -z "${CUDA_HOME:-}" ]] && command -v nvcc >/dev/null; then
+    # nvcc may be a wrapper script: ask it where its toolkit is
+    echo > "$VENV/.nvcc-probe.cu"
+    top="$(nvcc -v --dryrun -c "$VENV/.nvcc-probe.cu" -o "$VENV/.nvcc-probe.o" 2>&1 | sed -n 's/^#\$ TOP=//p' | head -n1)"
+    rm -f "$VENV/.nvcc-probe.cu"
+    if [[ -n "$top" && -f "$top/include/cuda_runtime_api.h" ]]; then
+      CUDA_HOME="$(cd "$top" && pwd -P)"; export CUDA_HOME
+    fi
+  fi
+  say "CUDA build: TORCH_CUDA_ARCH_LIST=$TORCH_CUDA_ARCH_LIST CUDA_HOME=${CUDA_HOME:-?} MAX_JOBS=${MAX_JOBS:-$(nproc)}"
+fi
 
 # --- mmcv with compiled ops (built once per torch/python, then cached) -------
 TAG="$("$PY" - <<'PY'
-import sys, torch
+import os, sys, torch
 cu = torch.version.cuda or 'cpu'
-print(f"py{sys.version_info[0]}{sys.version_info[1]}-torch{torch.__version__.split('+')[0]}-{cu}")
+tag = f"py{sys.version_info[0]}{sys.version_info[1]}-torch{torch.__version__.split('+')[0]}-{cu}"
+if torch.cuda.is_available():  # a CUDA build holds code for these archs only
+    tag += '-sm' + os.environ['TORCH_CUDA_ARCH_LIST'].replace('.', '').replace(';', '_').replace(' ', '_')
+print(tag)
 PY
 )"
 WHEEL_DIR="$CACHE/mmcv-$MMCV_VERSION-$TAG"
+rm -f "$VENV/.mmcv-no-ops"
 has_ops() { "$PY" -c 'from mmcv.ops import ModulatedDeformConv2d; import mmcv._ext' 2>/dev/null; }
+
+# the mmcv source to build: the sdist, patched where torch lacks THC
+mmcv_source() {
+  local out="$1"
+  if [[ "$CUDA_TORCH" != 1 ]] || "$PY" -c "import os, sys, torch; sys.exit(not os.path.isfile(os.path.join(os.path.dirname(torch.__file__), 'include', 'THC', 'THCAtomics.cuh')))"; then
+    echo "mmcv==$MMCV_VERSION"; return
+  fi
+  mkdir -p "$out"
+  "$PY" -m pip download -q --disable-pip-version-check "${INDEX[@]}" --no-deps \
+    --no-binary :all: --no-build-isolation "mmcv==$MMCV_VERSION" -d "$out" >&2
+  tar xzf "$out/mmcv-$MMCV_VERSION.tar.gz" -C "$out"
+  grep -rl 'THC/THCAtomics.cuh' "$out/mmcv-$MMCV_VERSION/mmcv/ops/csrc" \
+    | xargs sed -i 's#<THC/THCAtomics.cuh>#<ATen/cuda/Atomic.cuh>#'
+  say "torch has no THC/THCAtomics.cuh: building a copy of mmcv's source with <ATen/cuda/Atomic.cuh>" >&2
+  echo "$out/mmcv-$MMCV_VERSION"
+}
+
+no_ops_fallback() {  # $1: why the build did not give ops
+  say "WARNING: $1; MMFAPN_MMCV_FALLBACK=no-ops: installing mmcv $MMCV_VERSION without compiled ops"
+  rm -rf "$WHEEL_DIR.lite"; mkdir -p "$WHEEL_DIR.lite"
+  MMCV_WITH_OPS=0 "$PY" -m pip wheel -q --disable-pip-version-check "${INDEX[@]}" \
+    --no-build-isolation --no-deps "mmcv==$MMCV_VERSION" -w "$WHEEL_DIR.lite"
+  "${PIP[@]}" --no-deps "$WHEEL_DIR.lite"/mmcv*.whl
+  echo "$1" > "$VENV/.mmcv-no-ops"
+}
+
 if ! "$PY" -c "import mmcv, sys; sys.exit(mmcv.__version__ != '$MMCV_VERSION')" 2>/dev/null || ! has_ops; then
+  CARRIED="$WHEELHOUSE/$(basename "$WHEEL_DIR")"
+  if ! ls "$WHEEL_DIR"/mmcv-*.whl >/dev/null 2>&1 && [[ -n "$WHEELHOUSE" && -d "$CARRIED" ]]; then
+    # a wheel built earlier on a machine like this one, carried along
+    mkdir -p "$WHEEL_DIR.tmp"
+    if ls "$CARRIED"/mmcv-*.whl >/dev/null 2>&1; then
+      cp "$CARRIED"/mmcv-*.whl "$WHEEL_DIR.tmp/"
+    else
+      for first in "$CARRIED"/*.whl.part-aa; do
+        [[ -f "$first" ]] || continue
+        cat "${first%.part-aa}".part-* > "$WHEEL_DIR.tmp/$(basename "${first%.part-aa}")"
+      done
+    fi
+    if ls "$WHEEL_DIR.tmp"/mmcv-*.whl >/dev/null 2>&1; then
+      rm -rf "$WHEEL_DIR"; mv "$WHEEL_DIR.tmp" "$WHEEL_DIR"
+      say "using the mmcv wheel carried in $CARRIED"
+    fi
+  fi
+  BUILD_ERROR=""
   if ! ls "$WHEEL_DIR"/mmcv-*.whl >/dev/null 2>&1; then
     say "building mmcv $MMCV_VERSION with ops from source (~10 min on 2 cores); cache: $WHEEL_DIR"
-    mkdir -p "$WHEEL_DIR.tmp"
+    rm -rf "$WHEEL_DIR.tmp"; mkdir -p "$WHEEL_DIR.tmp"
+    SRC="$(mmcv_source "$WHEEL_DIR.tmp/src")"
+    TIMEOUT=()
+    if [[ -n "${MMFAPN_MMCV_BUILD_TIMEOUT:-}" ]]; then
+      TIMEOUT=(timeout --kill-after=15 "$MMFAPN_MMCV_BUILD_TIMEOUT")
+    fi
     # --no-build-isolation: an isolated build sees no torch and silently
     # produces an mmcv without ops.  FORCE_CUDA only when torch has CUDA.
-    FORCE_CUDA="$("$PY" -c 'import torch; print(int(torch.cuda.is_available()))')" \
-    MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
-      "$PY" -m pip wheel -q --no-build-isolation --no-deps "mmcv==$MMCV_VERSION" -w "$WHEEL_DIR.tmp"
-    rm -rf "$WHEEL_DIR"; mv "$WHEEL_DIR.tmp" "$WHEEL_DIR"
+    build_start=$SECONDS
+    if FORCE_CUDA="$CUDA_TORCH" MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
+      "${TIMEOUT[@]}" "$PY" -m pip wheel -q --disable-pip-version-check "${INDEX[@]}" \
+        --no-build-isolation --no-deps "$SRC" -w "$WHEEL_DIR.tmp"; then
+      rm -rf "$WHEEL_DIR.tmp/src"
+      rm -rf "$WHEEL_DIR"; mv "$WHEEL_DIR.tmp" "$WHEEL_DIR"
+      say "built mmcv in $(( SECONDS - build_start )) s"
+    else
+      rc=$?
+      if [[ "$rc" == 124 || "$rc" == 137 ]]; then
+        BUILD_ERROR="mmcv build stopped after MMFAPN_MMCV_BUILD_TIMEOUT=${MMFAPN_MMCV_BUILD_TIMEOUT:-} s"
+      else
+        BUILD_ERROR="mmcv build failed (exit status $rc, after $(( SECONDS - build_start )) s)"
+      fi
+      [[ "${MMFAPN_MMCV_FALLBACK:-}" == no-ops ]] || die "$BUILD_ERROR"
+    fi
   else
     say "using cached mmcv wheel from $WHEEL_DIR"
   fi
-  "${PIP[@]}" "$WHEEL_DIR"/mmcv-*.whl
+  if [[ -n "$BUILD_ERROR" ]]; then
+    no_ops_fallback "$BUILD_ERROR"
+  else
+    MMCV_DEPS=()  # the lean install has its own pinned list
+    [[ "$LEAN" == 1 ]] && MMCV_DEPS=(--no-deps)
+    "${PIP[@]}" "${MMCV_DEPS[@]}" "$WHEEL_DIR"/mmcv-*.whl
+  fi
 fi
-check_ops
+if [[ -f "$VENV/.mmcv-no-ops" ]]; then
+  :  # recorded above; mmdet/mmseg checks are skipped below
+elif [[ "${MMFAPN_MMCV_FALLBACK:-}" == no-ops && "$CUDA_TORCH" == 1 ]] && \
+     ! "$PY" -c 'import torch; from mmcv.ops import modulated_deform_conv2d as f; z = torch.zeros(1, 1, 3, 3, device="cuda"); f(z, torch.zeros(1, 18, 3, 3, device="cuda"), torch.ones(1, 9, 3, 3, device="cuda"), torch.zeros(1, 1, 3, 3, device="cuda"), None, 1, 1, 1, 1, 1)' 2>/dev/null; then
+  no_ops_fallback "mmcv's ops have no CUDA kernels"
+else
+  check_ops
+fi
 
 # --- the rest of the pinned stack, then mmfapn itself ------------------------
 # openmim goes in with --no-deps (see requirements.txt).
-grep -v '^openmim' requirements.txt > "$VENV/.requirements-no-mim.txt"
-"${PIP[@]}" -r "$VENV/.requirements-no-mim.txt"
-"${PIP[@]}" --no-deps "$(grep '^openmim' requirements.txt)"
+if [[ "$LEAN" != 1 ]]; then
+  grep -v '^openmim' requirements.txt > "$VENV/.requirements-no-mim.txt"
+  "${PIP[@]}" -r "$VENV/.requirements-no-mim.txt"
+  "${PIP[@]}" --no-deps "$(grep '^openmim' requirements.txt)"
+fi
 "${PIP[@]}" --no-build-isolation --no-deps -e .
 
-check_stack
 rm -f "$VENV"/.mmfapn-setup-*
+if [[ -f "$VENV/.mmcv-no-ops" ]]; then
+  # no stamp: the next run tries the build again
+  "$PY" -c 'import mmcv, mmengine, mmfapn, torch; print(f"[setup] torch {torch.__version__}, mmcv {mmcv.__version__} (NO ops), mmengine {mmengine.__version__}")' \
+    || die "post-install check failed (see the traceback above)"
+  say "done, without mmcv ops: $(cat "$VENV/.mmcv-no-ops")"
+  exit 0
+fi
+check_stack
 touch "$STAMP"
 say "done"
