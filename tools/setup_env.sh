@@ -161,12 +161,13 @@ mmcv_source() {
   if [[ "$CUDA_TORCH" != 1 ]] || "$PY" -c "import os, sys, torch; sys.exit(not os.path.isfile(os.path.join(os.path.dirname(torch.__file__), 'include', 'THC', 'THCAtomics.cuh')))"; then
     echo "mmcv==$MMCV_VERSION"; return
   fi
-  mkdir -p "$out"
+  # (errexit does not reach into $(...): every step checked)
+  mkdir -p "$out" || return 1
   "$PY" -m pip download -q --disable-pip-version-check "${INDEX[@]}" --no-deps \
-    --no-binary :all: --no-build-isolation "mmcv==$MMCV_VERSION" -d "$out" >&2
-  tar xzf "$out/mmcv-$MMCV_VERSION.tar.gz" -C "$out"
+    --no-binary :all: --no-build-isolation "mmcv==$MMCV_VERSION" -d "$out" >&2 || return 1
+  tar xzf "$out/mmcv-$MMCV_VERSION.tar.gz" -C "$out" >&2 || return 1
   grep -rl 'THC/THCAtomics.cuh' "$out/mmcv-$MMCV_VERSION/mmcv/ops/csrc" \
-    | xargs sed -i 's#<THC/THCAtomics.cuh>#<ATen/cuda/Atomic.cuh>#'
+    | xargs sed -i 's#<THC/THCAtomics.cuh>#<ATen/cuda/Atomic.cuh>#' || return 1
   say "torch has no THC/THCAtomics.cuh: building a copy of mmcv's source with <ATen/cuda/Atomic.cuh>" >&2
   echo "$out/mmcv-$MMCV_VERSION"
 }
@@ -202,7 +203,6 @@ if ! "$PY" -c "import mmcv, sys; sys.exit(mmcv.__version__ != '$MMCV_VERSION')" 
   if ! ls "$WHEEL_DIR"/mmcv-*.whl >/dev/null 2>&1; then
     say "building mmcv $MMCV_VERSION with ops from source (~10 min on 2 cores); cache: $WHEEL_DIR"
     rm -rf "$WHEEL_DIR.tmp"; mkdir -p "$WHEEL_DIR.tmp"
-    SRC="$(mmcv_source "$WHEEL_DIR.tmp/src")"
     TIMEOUT=()
     if [[ -n "${MMFAPN_MMCV_BUILD_TIMEOUT:-}" ]]; then
       TIMEOUT=(timeout --kill-after=15 "$MMFAPN_MMCV_BUILD_TIMEOUT")
@@ -210,7 +210,10 @@ if ! "$PY" -c "import mmcv, sys; sys.exit(mmcv.__version__ != '$MMCV_VERSION')" 
     # --no-build-isolation: an isolated build sees no torch and silently
     # produces an mmcv without ops.  FORCE_CUDA only when torch has CUDA.
     build_start=$SECONDS
-    if FORCE_CUDA="$CUDA_TORCH" MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
+    if ! SRC="$(mmcv_source "$WHEEL_DIR.tmp/src")"; then
+      BUILD_ERROR="could not prepare mmcv $MMCV_VERSION's source (see above)"
+      [[ "${MMFAPN_MMCV_FALLBACK:-}" == no-ops ]] || die "$BUILD_ERROR"
+    elif FORCE_CUDA="$CUDA_TORCH" MMCV_WITH_OPS=1 MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
       "${TIMEOUT[@]}" "$PY" -m pip wheel -q --disable-pip-version-check "${INDEX[@]}" \
         --no-build-isolation --no-deps "$SRC" -w "$WHEEL_DIR.tmp"; then
       rm -rf "$WHEEL_DIR.tmp/src"
