@@ -1161,9 +1161,12 @@ def check_configs() -> List[str]:
     bm = _load_tool('benchmark')
     paths = [c for _, c, _, _ in REALTIME] + [POINTREND_FAPN, POINTREND_FPN,
                                                TRAIN_CONFIG]
+    import warnings
     for p in paths:
-        cfg = bm.load_config(p if p.startswith('mmseg::') else
-                             osp.join(ROOT, p))
+        with warnings.catch_warnings():  # pkg_resources' deprecation notes
+            warnings.simplefilter('ignore')
+            cfg = bm.load_config(p if p.startswith('mmseg::') else
+                                 osp.join(ROOT, p))
         print(f'config ok: {p} (model {cfg.model.type})', flush=True)
     return paths
 
