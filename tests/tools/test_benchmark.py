@@ -2,11 +2,13 @@
 progress), the deformable-conv FLOP handle against its formula, the
 real-time FaPN MACs against the supplement's FLOPs column, stock configs as
 ``--compare`` for mmseg and mmdet, and its errors."""
+import functools
 import importlib.util
 import json
 import os.path as osp
 import subprocess
 import sys
+from fractions import Fraction
 
 import pytest
 import torch
@@ -26,12 +28,17 @@ RT_ROWS = [  # supplement Table 1 rows, and its FLOPs column (G)
 FAPN_MINUS_FPN = 4442504
 
 
-@pytest.fixture(scope='module')
-def bm():
+@functools.lru_cache(maxsize=None)
+def _load_benchmark():
     spec = importlib.util.spec_from_file_location('mmfapn_benchmark', SCRIPT)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope='module')
+def bm():
+    return _load_benchmark()
 
 
 @pytest.fixture
@@ -141,21 +148,111 @@ def test_counting_does_not_change_the_output(bm):
     assert 'forward' not in vars(fam.dcn)  # restored afterwards
 
 
-def test_realtime_conv_macs_match_supplement_flops(bm, one_thread):
-    """Supplement Table 1 FLOPs (44.5, 51.0, 51.0, 51.8 G) are the
-    convolution MACs at 1536x768 without the deformable sampling op: with
-    every level size a multiple of the stride, conv MACs scale with the
-    area, so 1/16 of the area (384x192) times 16 gives them exactly."""
-    got = []
-    for path, paper_g in RT_ROWS:
+@functools.lru_cache(maxsize=None)
+def _rt_counts(path, shape):
+    """``count_flops`` of a real-time config at ``shape`` (cached: the
+    conv and the total tests share the small-size counts)."""
+    bm = _load_benchmark()
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
         cfg = bm.load_config(path)
-        model = bm.build_model(cfg, 'mmseg', (192, 384), None, 'cpu')
-        data = bm.make_batch(model, 'mmseg', (192, 384), 1)
-        result = bm.count_flops(model, model.data_preprocessor(data, False))
-        conv_g = 16 * result['flops_by_operator']['conv'] / 1e9
+        model = bm.build_model(cfg, 'mmseg', shape, None, 'cpu')
+        data = bm.make_batch(model, 'mmseg', shape, 1)
+        return bm.count_flops(model, model.data_preprocessor(data, False))
+    finally:
+        torch.set_num_threads(before)
+
+
+def _small_shapes(shape):
+    """Two small shapes with ``shape``'s aspect ratio, sides multiples of
+    32 (every level of the stride-32 backbone then scales with the image):
+    64 and 128 rows for 1:2 Cityscapes, 64 and 128 squares for 640x640."""
+    h, w = shape
+    assert w % h == 0, shape
+    return (64, 64 * w // h), (128, 128 * w // h)
+
+
+def _extrapolate(path, full, key=None):
+    """The count at ``full`` from the counts at the two small shapes: a
+    count is a * area + b (b: the FSM attention convs on 1x1 pooled
+    maps), so two sizes give it exactly."""
+    small, large = _small_shapes(full)
+
+    def count(shape):
+        r = _rt_counts(path, shape)
+        return r['flops'] if key is None else r['flops_by_operator'].get(
+            key, 0)
+
+    area = [h * w for h, w in (small, large, full)]
+    c1, c2 = count(small), count(large)
+    got = c2 + Fraction(c2 - c1, area[1] - area[0]) * (area[2] - area[1])
+    assert got.denominator == 1, (path, got)
+    return int(got)
+
+
+# README's "conv MACs at 1536x768" column of the ablation table
+README_RT_CONV_G = (44.55, 51.04, 51.04, 51.79)
+
+
+def test_realtime_conv_macs_match_supplement_flops():
+    """Supplement Table 1 FLOPs (44.5, 51.0, 51.0, 51.8 G) are the
+    convolution MACs at 1536x768 without the deformable sampling op (as
+    README's table says, to 0.05 G)."""
+    got = []
+    for (path, paper_g), readme_g in zip(RT_ROWS, README_RT_CONV_G):
+        conv_g = _extrapolate(path, (768, 1536), 'conv') / 1e9
         assert conv_g == pytest.approx(paper_g, abs=0.05), (path, conv_g)
+        assert round(conv_g, 2) == readme_g, (path, conv_g)
         got.append(round(conv_g, 3))
     print('conv GMACs at 1536x768:', got)
+
+
+# README: the ablation rows' totals with the deformable convs counted
+# (44.85 / 54.87 / 54.87 / 55.63 G at 1536x768), and the "MACs, here"
+# column of the real-time Speed table: config -> (shape, G)
+README_RT_TOTAL_G = [(path, (768, 1536), g) for (path, _), g in zip(
+    RT_ROWS, (44.85, 54.87, 54.87, 55.63))] + [
+        (osp.join(RT, name), shape, g) for name, shape, g in (
+            ('fapn-rt_r18_4xb4-40k_cityscapes-512x1024.py', (512, 1024),
+             24.73),
+            ('fapn-rt_r18_4xb4-40k_cityscapes-768x1536.py', (768, 1536),
+             55.63),
+            ('fapn-rt_r34_4xb4-40k_cityscapes-1024x2048.py', (1024, 2048),
+             176.32),
+            ('fapn-rt_r18_4xb4-20k_coco-stuff10k-640x640.py', (640, 640),
+             19.88),
+            ('fapn-rt_r34_4xb4-20k_coco-stuff10k-640x640.py', (640, 640),
+             35.00),
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    'path,shape,readme_g', README_RT_TOTAL_G,
+    ids=[f'{osp.basename(p)[:-3]}@{s[0]}x{s[1]}'
+         for p, s, _ in README_RT_TOTAL_G])
+def test_realtime_total_macs_match_readme(path, shape, readme_g):
+    """The totals README prints (deformable convs counted as a dense conv
+    plus 5 MACs per sampled value, and every other counted op) at the
+    printed input size; the deformable part follows that formula for the
+    two FAMs (stride 16 and 8, 128 channels, 3x3)."""
+    total = _extrapolate(path, shape)
+    assert round(total / 1e9, 2) == readme_g, (path, total)
+    per_position = 128 * 128 * 9 + 5 * 128 * 9
+
+    def positions(h, w):
+        return (h // 16) * (w // 16) + (h // 8) * (w // 8)
+
+    dcn = _extrapolate(path, shape, 'PythonOp._CountedDeformConv')
+    if 'abl-fpn_' in path:
+        assert dcn == 0
+        return
+    assert dcn == positions(*shape) * per_position
+    for s in _small_shapes(shape):  # and at the sizes actually counted
+        ops = _rt_counts(path, s)['flops_by_operator']
+        assert ops['PythonOp._CountedDeformConv'] == \
+            positions(*s) * per_position
 
 
 @pytest.mark.slow
@@ -171,8 +268,8 @@ def test_plugin_config_against_stock_base(bm, tmp_path, one_thread, config,
     """FaPN configs against their stock FPN bases (written mmseg::/mmdet::),
     a train step (forward, loss, backward, SGD step) for the segmentor."""
     config = osp.join(REPO, config)
-    if not osp.isfile(config):
-        pytest.skip(f'{config} not in this checkout')
+    # a deleted or renamed config must fail here, not skip
+    assert osp.isfile(config), f'{config} is missing'
     out = tmp_path / 'r.json'
     report = bm.main([
         config, '--compare', stock, '--mode', mode, '--shape', '64', '96',
