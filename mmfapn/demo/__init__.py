@@ -8,10 +8,13 @@ models) and draws with OpenCV.
 from .alignment import (AlignmentRecord, AlignmentRecorder,
                         displacement_stats, find_feature_align_modules,
                         mean_displacement, reduce_channels)
-from .progress import DemoProgressHook
+from .pairing import PairingHook
+from .progress import DemoProgress, DemoProgressHook
+from .statistics import Interval, mean_std, t_interval, verdict
 
 __all__ = [
     'AlignmentRecord', 'AlignmentRecorder', 'find_feature_align_modules',
     'mean_displacement', 'displacement_stats', 'reduce_channels',
-    'DemoProgressHook'
+    'DemoProgress', 'DemoProgressHook', 'PairingHook', 'Interval',
+    'mean_std', 't_interval', 'verdict'
 ]
