@@ -17,17 +17,20 @@ test: setup
 test-fast: setup
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
-## demo: setup if needed, then FPN vs FaPN with the same recipe on a
-## synthetic boundary-heavy dataset (CPU), report in work_dirs/demo/.
-## Longer/shorter: make demo DEMO_ITERS=800; other configs:
-## make demo DEMO_FPN_CONFIG=... DEMO_FAPN_CONFIG=...; more flags in
-## DEMO_ARGS (python tools/demo.py --help).
-DEMO_ITERS       ?= 400
+## demo: setup if needed, then "does FaPN help?": FPN and FaPN with the
+## same recipe over DEMO_SEEDS paired seeds on a synthetic boundary-heavy
+## dataset (CPU), evaluated on a held-out test split; report with a 95%
+## t-interval and a verdict in work_dirs/demo/.  Quick mode (one seed, no
+## interval): make demo DEMO_SEEDS=1.  Other settings: DEMO_ITERS=..., or
+## DEMO_FPN_CONFIG=... DEMO_FAPN_CONFIG=...; more flags in DEMO_ARGS
+## (python tools/demo.py --help).
+DEMO_SEEDS       ?= 3
+DEMO_ITERS       ?= 300
 DEMO_FPN_CONFIG  ?= configs/seg/demo/sem-fpn_r18_fpn_toycity-demo.py
 DEMO_FAPN_CONFIG ?= configs/seg/demo/sem-fpn_r18_fapn_toycity-demo.py
 DEMO_ARGS        ?=
 demo: setup
-	$(PY) tools/demo.py --iters $(DEMO_ITERS) \
+	$(PY) tools/demo.py --seeds $(DEMO_SEEDS) --iters $(DEMO_ITERS) \
 		--fpn-config $(DEMO_FPN_CONFIG) --fapn-config $(DEMO_FAPN_CONFIG) \
 		$(DEMO_ARGS)
 
