@@ -46,21 +46,17 @@ in mmcv.  The forward and the gradients thus equal mmcv's to rounding, at
 integer positions too.  Double backward is not supported.
 """
 import math
-from typing import Iterator, List, Optional, Tuple
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 # Chunks smaller than this (in column elements, 4 MiB in float32) cost more
 # in Python overhead than they save in memory.
 MIN_CHUNK_NUMEL = 1 << 20
 
 _Pair = Tuple[int, int]
-
-# computed in float32 (see modulated_deform_conv2d_torch)
-_UPCAST = (torch.float16, torch.bfloat16)
 
 
 def im2col_numel(input: Tensor, weight: Tensor, out_size: _Pair) -> int:
@@ -274,124 +270,97 @@ def _forward_graph(input: Tensor, offset: Tensor, mask: Tensor,
     return out.reshape(n, c_out, ho, wo)
 
 
-class _MDCNFunction(torch.autograd.Function):
-    """Chunked DCNv2 that saves only its inputs and rebuilds the columns of
-    one chunk at a time in the backward (see the module docstring)."""
-
-    @staticmethod
-    def forward(ctx, input, offset, mask, weight, bias, geom, out_size,
-                chunk_numel):
-        ctx.geom, ctx.out_size, ctx.chunk_numel = geom, out_size, chunk_numel
-        ctx.has_bias = bias is not None
-        ctx.save_for_backward(input, offset, mask, weight)
-        return _forward(input, offset, mask, weight, bias, geom, out_size,
-                        chunk_numel)
-
-    @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_out):
-        input, offset, mask, weight = ctx.saved_tensors
-        kernel, stride, padding, dilation, dg = ctx.geom
-        need_x, need_off, need_mask, need_w, need_b = ctx.needs_input_grad[:5]
-        n, c, h, w = input.shape
-        c_out = weight.shape[0]
-        ho, wo = ctx.out_size
-        taps = kernel[0] * kernel[1]
-        cpg = c // dg
-        # Sample the input zero-padded (bottom/right) to powers of two: then
-        # (2p + 1) / size is exact and grid_sample recovers an integer
-        # position p exactly, so its one-sided derivative at integer
-        # positions (zero offsets: FaPN's initial state) is mmcv's.  The
-        # padding is zeros, which is what sampling outside reads anyway.
-        hp, wp = _pow2(h), _pow2(w)
-        grad_out = grad_out.contiguous()
-        chunks = list(
-            _chunks(n, dg, ho, cpg * taps * wo, ctx.chunk_numel, 'groups'))
-        # chunks are disjoint in (image, group, rows); only a split of the
-        # rows makes two chunks share input pixels
-        rows_split = chunks[0].r1 - chunks[0].r0 < ho
-        grad_x = None
-        if need_x:
-            grad_x = torch.zeros_like(input) if rows_split else \
-                torch.empty_like(input)
-        grad_off = torch.empty_like(offset) if need_off else None
-        grad_mask = torch.empty_like(mask) if need_mask else None
-        grad_w = torch.zeros_like(weight) if need_w else None
-        for ck in chunks:
-            v = _ChunkView(ck, input, offset, mask, weight, ctx.geom,
-                           norm_size=(hp, wp))
-            x_in = v.x.detach().requires_grad_(need_x)
-            grid_in = v.grid.detach().requires_grad_(need_off)
-            with torch.enable_grad():
-                x_pad = x_in if (hp, wp) == (h, w) else F.pad(
-                    x_in, (0, wp - w, 0, hp - h))
-                sample = _sample(x_pad, grid_in)
-            # the sampled columns (nb*gb, cpg, taps*rows, wo); the
-            # grid_sample backward reads only its input and grid, so they
-            # may be overwritten below
-            cols = sample.detach()
-            go = [_out_block(grad_out, ck, b) for b in range(v.nb)]
-            # d(loss)/d(masked columns), same layout
-            if v.nb == 1:
-                g_cols = torch.mm(v.weight.t(), go[0])
-            else:
-                g_cols = torch.stack([torch.mm(v.weight.t(), g) for g in go])
-            g_cols = g_cols.view_as(cols)
-            if need_mask:
-                # sum over channels without a chunk-sized temporary
-                gm = torch.zeros_like(cols[:, 0])
-                for i in range(cpg):
-                    gm.addcmul_(g_cols[:, i], cols[:, i])
-                grad_mask.view(n, dg, taps, ho, wo)[
-                    ck.b0:ck.b1, ck.g0:ck.g1, :, ck.r0:ck.r1] = gm.view(
-                        v.nb, v.gb, taps, v.rows, wo)
-                del gm
-            if need_w:
-                masked = cols.mul_(v.mask).view(v.cols_shape)
-                block = grad_w.view(c_out, dg * cpg * taps)[
-                    :, ck.g0 * cpg * taps:ck.g1 * cpg * taps]
-                for b in range(v.nb):
-                    block.addmm_(go[b], masked[b].t())
-                del masked
-            del cols
-            if need_x or need_off:
-                g_cols.mul_(v.mask)
-                inputs = [t for t, need in ((x_in, need_x),
-                                            (grid_in, need_off)) if need]
-                grads = list(torch.autograd.grad(sample, inputs, g_cols))
-                del g_cols, sample
-                if need_x:
-                    gx = grads.pop(0).view(v.nb, v.gb, cpg, h, w)
-                    dst = grad_x.view(n, dg, cpg, h, w)[ck.b0:ck.b1,
-                                                         ck.g0:ck.g1]
-                    if rows_split:
-                        dst.add_(gx)
-                    else:
-                        dst.copy_(gx)
-                    del gx
-                if need_off:
-                    # mmcv: no offset gradient at y <= -1 or x <= -1
-                    # (grid_sample has one at exactly -1, from pixel 0)
-                    gg = grads.pop(0).masked_fill_(v.outside, 0).view(
-                        v.nb, v.gb, taps, v.rows, wo, 2)
-                    dst = grad_off.view(n, dg, taps, 2, ho, wo)[
-                        ck.b0:ck.b1, ck.g0:ck.g1, :, :, ck.r0:ck.r1]
-                    # chain rule through the normalisation of _grid
-                    torch.mul(gg[..., 1], 2.0 / hp, out=dst[:, :, :, 0])
-                    torch.mul(gg[..., 0], 2.0 / wp, out=dst[:, :, :, 1])
-        grad_b = grad_out.sum(dim=(0, 2, 3)) if (need_b and ctx.has_bias) \
-            else None
-        return grad_x, grad_off, grad_mask, grad_w, grad_b, None, None, None
-
-
-def _is_traced() -> bool:
-    """Under TorchScript tracing/scripting, dynamo, torch.export or ONNX
-    export (``torch.compiler`` is missing from old torch versions)."""
-    if torch.jit.is_tracing() or torch.jit.is_scripting():
-        return True
-    is_compiling = getattr(getattr(torch, 'compiler', None), 'is_compiling',
-                           None)
-    return bool(is_compiling is not None and is_compiling())
+def _backward(grad_out: Tensor, input: Tensor, offset: Tensor, mask: Tensor,
+              weight: Tensor, geom, out_size: _Pair, chunk_numel: int,
+              needs: Sequence[bool]) -> List[Optional[Tensor]]:
+    """Gradients (input, offset, mask, weight) of :func:`_forward`, those
+    not in ``needs`` as None; the columns are rebuilt chunk by chunk (see
+    the module docstring).  The bias gradient is the caller's (a sum)."""
+    kernel, stride, padding, dilation, dg = geom
+    need_x, need_off, need_mask, need_w = needs[:4]
+    n, c, h, w = input.shape
+    c_out = weight.shape[0]
+    ho, wo = out_size
+    taps = kernel[0] * kernel[1]
+    cpg = c // dg
+    # Sample the input zero-padded (bottom/right) to powers of two: then
+    # (2p + 1) / size is exact and grid_sample recovers an integer
+    # position p exactly, so its one-sided derivative at integer
+    # positions (zero offsets: FaPN's initial state) is mmcv's.  The
+    # padding is zeros, which is what sampling outside reads anyway.
+    hp, wp = _pow2(h), _pow2(w)
+    grad_out = grad_out.contiguous()
+    chunks = list(_chunks(n, dg, ho, cpg * taps * wo, chunk_numel, 'groups'))
+    # chunks are disjoint in (image, group, rows); only a split of the
+    # rows makes two chunks share input pixels
+    rows_split = chunks[0].r1 - chunks[0].r0 < ho
+    grad_x = None
+    if need_x:
+        grad_x = torch.zeros_like(input) if rows_split else \
+            torch.empty_like(input)
+    grad_off = torch.empty_like(offset) if need_off else None
+    grad_mask = torch.empty_like(mask) if need_mask else None
+    grad_w = torch.zeros_like(weight) if need_w else None
+    for ck in chunks:
+        v = _ChunkView(ck, input, offset, mask, weight, geom,
+                       norm_size=(hp, wp))
+        x_pad = v.x if (hp, wp) == (h, w) else F.pad(
+            v.x, (0, wp - w, 0, hp - h))
+        # the sampled columns (nb*gb, cpg, taps*rows, wo); the grid_sample
+        # backward reads only its input and grid, so they may be
+        # overwritten below
+        cols = _sample(x_pad, v.grid)
+        go = [_out_block(grad_out, ck, b) for b in range(v.nb)]
+        # d(loss)/d(masked columns), same layout
+        if v.nb == 1:
+            g_cols = torch.mm(v.weight.t(), go[0])
+        else:
+            g_cols = torch.stack([torch.mm(v.weight.t(), g) for g in go])
+        g_cols = g_cols.view_as(cols)
+        if need_mask:
+            # sum over channels without a chunk-sized temporary
+            gm = torch.zeros_like(cols[:, 0])
+            for i in range(cpg):
+                gm.addcmul_(g_cols[:, i], cols[:, i])
+            grad_mask.view(n, dg, taps, ho, wo)[
+                ck.b0:ck.b1, ck.g0:ck.g1, :, ck.r0:ck.r1] = gm.view(
+                    v.nb, v.gb, taps, v.rows, wo)
+            del gm
+        if need_w:
+            masked = cols.mul_(v.mask).view(v.cols_shape)
+            block = grad_w.view(c_out, dg * cpg * taps)[
+                :, ck.g0 * cpg * taps:ck.g1 * cpg * taps]
+            for b in range(v.nb):
+                block.addmm_(go[b], masked[b].t())
+            del masked
+        del cols
+        if need_x or need_off:
+            g_cols.mul_(v.mask)
+            # grid_sample's own backward kernel (bilinear, zeros,
+            # align_corners=False), called directly: a custom op's kernel
+            # runs below autograd, so nothing here may rely on autograd
+            gx, gg = torch.ops.aten.grid_sampler_2d_backward(
+                g_cols, x_pad, v.grid, 0, 0, False, [need_x, need_off])
+            del g_cols
+            if need_x:
+                gx = gx[..., :h, :w].unflatten(0, (v.nb, v.gb))
+                dst = grad_x.view(n, dg, cpg, h, w)[ck.b0:ck.b1, ck.g0:ck.g1]
+                if rows_split:
+                    dst.add_(gx)
+                else:
+                    dst.copy_(gx)
+                del gx
+            if need_off:
+                # mmcv: no offset gradient at y <= -1 or x <= -1
+                # (grid_sample has one at exactly -1, from pixel 0)
+                gg = gg.masked_fill_(v.outside, 0).view(
+                    v.nb, v.gb, taps, v.rows, wo, 2)
+                dst = grad_off.view(n, dg, taps, 2, ho, wo)[
+                    ck.b0:ck.b1, ck.g0:ck.g1, :, :, ck.r0:ck.r1]
+                # chain rule through the normalisation of _grid
+                torch.mul(gg[..., 1], 2.0 / hp, out=dst[:, :, :, 0])
+                torch.mul(gg[..., 0], 2.0 / wp, out=dst[:, :, :, 1])
+    return [grad_x, grad_off, grad_mask, grad_w]
 
 
 def modulated_deform_conv2d_torch(input: Tensor,
@@ -408,41 +377,15 @@ def modulated_deform_conv2d_torch(input: Tensor,
 
     Same arguments as :func:`mmfapn.ops.modulated_deform_conv2d` (pairs for
     the geometry), plus ``chunk_numel``: the most column elements built at
-    once (default :func:`default_chunk_numel`).  Under tracing / ONNX export
-    the layer runs unchunked with out-of-place operators.  float16 and
-    bfloat16 inputs are computed in float32 (sampling positions in a
-    low-precision normalised grid would be off by a large fraction of a
-    pixel) and the output is cast back.
+    once (default :func:`default_chunk_numel`).  It runs as the custom op
+    ``torch.ops.mmfapn.modulated_deform_conv2d`` (see
+    :mod:`mmfapn.ops.mdcn_library`, which also says how float16/bfloat16
+    are computed); under TorchScript tracing or ``torch.export`` (ONNX) it
+    runs unchunked with standard out-of-place operators instead.
     """
-    if input.dtype in _UPCAST:
-        # grid_sample's normalised grid in bfloat16 has 8 significant bits:
-        # a sampling position would be off by up to W / 512 pixels.  Sample
-        # and accumulate in float32, return the input dtype.
-        out = modulated_deform_conv2d_torch(
-            input.float(), offset.float(), mask.float(), weight.float(),
-            None if bias is None else bias.float(), stride, padding,
-            dilation, deform_groups, chunk_numel)
-        return out.to(input.dtype)
-    kernel = (weight.shape[2], weight.shape[3])
-    out_size = tuple(mask.shape[-2:])
-    geom = (kernel, stride, padding, dilation, deform_groups)
-    if _is_traced():
-        return _forward_graph(input, offset, mask, weight, bias, geom,
-                              out_size)
-    if chunk_numel is None:
-        chunk_numel = default_chunk_numel(input, weight, out_size)
-    if chunk_numel < 1:
-        raise ValueError(f'chunk_numel must be positive, got {chunk_numel}')
-    input, offset, mask, weight = (t.contiguous()
-                                   for t in (input, offset, mask, weight))
-    needs_grad = torch.is_grad_enabled() and any(
-        t is not None and t.requires_grad
-        for t in (input, offset, mask, weight, bias))
-    if needs_grad:
-        return _MDCNFunction.apply(input, offset, mask, weight, bias, geom,
-                                   out_size, chunk_numel)
-    return _forward(input, offset, mask, weight, bias, geom, out_size,
-                    chunk_numel)
+    from .mdcn_library import mdcn_apply
+    return mdcn_apply(input, offset, mask, weight, bias, stride, padding,
+                      dilation, deform_groups, 'torch', chunk_numel)
 
 
 __all__: List[str] = [

@@ -23,15 +23,26 @@ Implementations (``impl``):
   The environment variable ``MMFAPN_DCN_IMPL`` (``mmcv`` or ``torch``)
   overrides what ``'auto'`` picks, for A/B runs of a whole model without
   editing its config; an explicit ``impl='mmcv'``/``'torch'`` always wins.
+
+Both run as the custom op ``torch.ops.mmfapn.modulated_deform_conv2d``
+(:mod:`mmfapn.ops.mdcn_library`): ``torch.compile`` keeps it as one node,
+without a graph break.
+
+Mixed precision follows autocast's rule for convolutions: inside
+``torch.autocast`` the input, offset, mask, weight and bias are cast to the
+autocast dtype (:func:`autocast_inputs`; mmcv's own CUDA op casts the same
+way) and the output has that dtype.  Where the sampling needs it the kernel
+computes internally in float32: always for the PyTorch path, and for
+mmcv's except float16 on CUDA (see :mod:`mmfapn.ops.mdcn_library`).
 """
 import functools
 import os
-from typing import Optional, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
 
-from .mdcn_torch import modulated_deform_conv2d_torch
+from .mdcn_library import mdcn_apply
 
 IMPLS = ('auto', 'mmcv', 'torch')
 ENV_IMPL = 'MMFAPN_DCN_IMPL'
@@ -159,6 +170,25 @@ def check_deform_inputs(input: Tensor, offset: Tensor, mask: Tensor,
                              f'{t.device} but input is on {input.device}')
 
 
+def autocast_inputs(*tensors: Optional[Tensor]) -> List[Optional[Tensor]]:
+    """Autocast's rule for convolutions: inside an enabled
+    ``torch.autocast`` region of the input's device, every floating-point
+    tensor is cast to the region's dtype (float16/bfloat16), the parameters
+    included; outside one, the tensors are returned unchanged (mixed dtypes
+    are then an error of :func:`check_deform_inputs`)."""
+    x = tensors[0]
+    if not isinstance(x, Tensor):
+        return list(tensors)
+    device_type = x.device.type
+    if not torch.is_autocast_enabled(device_type):
+        return list(tensors)
+    dtype = torch.get_autocast_dtype(device_type)
+    return [
+        t.to(dtype) if isinstance(t, Tensor) and t.is_floating_point() else t
+        for t in tensors
+    ]
+
+
 def modulated_deform_conv2d(input: Tensor,
                             offset: Tensor,
                             mask: Tensor,
@@ -191,17 +221,15 @@ def modulated_deform_conv2d(input: Tensor,
     stride = _pair(stride, 'stride')
     padding = _pair(padding, 'padding')
     dilation = _pair(dilation, 'dilation')
+    input, offset, mask, weight, bias = autocast_inputs(
+        input, offset, mask, weight, bias)
     check_deform_inputs(input, offset, mask, weight, bias, stride, padding,
                         dilation, deform_groups)
-    if resolve_impl(impl, input.device) == 'torch':
-        return modulated_deform_conv2d_torch(input, offset, mask, weight,
-                                             bias, stride, padding, dilation,
-                                             deform_groups)
-    if not mmcv_ops_available():
+    impl = resolve_impl(impl, input.device)
+    if impl == 'mmcv' and not mmcv_ops_available():
         raise RuntimeError(
             "modulated_deform_conv2d(impl='mmcv'): mmcv's compiled ops are "
             "missing (mmcv._ext cannot be imported); rebuild mmcv with "
             "'make setup'")
-    from mmcv.ops import modulated_deform_conv2d as mmcv_mdcn
-    return mmcv_mdcn(input, offset, mask, weight, bias, stride, padding,
-                     dilation, 1, deform_groups)
+    return mdcn_apply(input, offset, mask, weight, bias, stride, padding,
+                      dilation, deform_groups, impl)

@@ -60,6 +60,23 @@ def test_nan_inf_named_before_the_deformable_conv(value, counts,
         'normalisation, or the loss for divergence')
 
 
+def test_check_finite_switch():
+    """check_finite=False skips the check (no host read of the values);
+    True checks on every device; None, the default, checks CPU inputs."""
+    feats = _feats()
+    feats[2][1, 5, 0, :3] = float('nan')
+    off = FaPN([8, 16, 32, 64], 16, num_outs=4, check_finite=False)
+    outs = off(feats)  # the NaN flows through, unreported
+    assert not torch.isfinite(outs[2]).all()
+    for flag in (None, True):
+        neck = FaPN([8, 16, 32, 64], 16, num_outs=4, check_finite=flag)
+        with pytest.raises(ValueError, match='has 3 NaN and 0 Inf values'):
+            neck(feats)
+    with pytest.raises(ValueError, match="check_finite must be None, True "
+                       "or False, got 'cpu'"):
+        FaPN([8, 16, 32, 64], 16, num_outs=4, check_finite='cpu')
+
+
 def test_nan_image_through_a_segmentor(mmseg_scope, tiny_fapn_seg_config):
     cfg = Config.fromfile(tiny_fapn_seg_config)
     model = mmseg_scope.build(cfg.model)

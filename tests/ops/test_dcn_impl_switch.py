@@ -7,6 +7,7 @@ import torch
 
 from mmfapn.models import FaPN
 from mmfapn.ops import GuidedModulatedDeformConv2d
+from mmfapn.ops import mdcn_library
 from mmfapn.ops import modulated_deform_conv as mdc
 
 CHANNELS = [16, 24, 32, 40]
@@ -47,13 +48,14 @@ def _run(neck):
 @pytest.fixture
 def mmcv_calls(monkeypatch):
     calls = []
-    real = mmcv.ops.modulated_deform_conv2d
+    real = mdcn_library.mdcn_forward_mmcv
 
     def spy(*args):
         calls.append(args[0].shape)
         return real(*args)
 
-    monkeypatch.setattr(mmcv.ops, 'modulated_deform_conv2d', spy)
+    # the custom op's mmcv kernel (mmfapn.ops.mdcn_mmcv)
+    monkeypatch.setattr(mdcn_library, 'mdcn_forward_mmcv', spy)
     monkeypatch.delenv(mdc.ENV_IMPL, raising=False)
     return calls
 

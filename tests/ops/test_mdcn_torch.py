@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from mmfapn.ops import modulated_deform_conv2d
-from mmfapn.ops import mdcn_torch
+from mmfapn.ops import mdcn_library, mdcn_torch
 from mmfapn.ops import modulated_deform_conv as mdc
 from mmfapn.ops.mdcn_torch import modulated_deform_conv2d_torch
 
@@ -224,14 +224,13 @@ def test_auto_selects_torch_on_cpu_and_env_overrides(monkeypatch):
 def test_env_switch_routes_calls(monkeypatch):
     """MMFAPN_DCN_IMPL=mmcv sends 'auto' calls to mmcv's op."""
     calls = []
-    import mmcv.ops
-    real = mmcv.ops.modulated_deform_conv2d
+    real = mdcn_library.mdcn_forward_mmcv
 
     def spy(*args):
         calls.append('mmcv')
         return real(*args)
 
-    monkeypatch.setattr(mmcv.ops, 'modulated_deform_conv2d', spy)
+    monkeypatch.setattr(mdcn_library, 'mdcn_forward_mmcv', spy)
     args = _inputs(1, 16, 6, 5, 4, 8, 1, 1, 1)
     monkeypatch.setenv(mdc.ENV_IMPL, 'mmcv')
     modulated_deform_conv2d(*args, 1, 1, 1, 8)

@@ -54,6 +54,10 @@ def flow_warp(x: Tensor,
       ``grid_sample(padding_mode='zeros')``); ``'border'``: sampling
       positions are clamped to the map.
 
+    * **Precision.** Sampling positions and weights are computed in at
+      least float32, so float16/bfloat16 inputs (autocast) sample the same
+      pixels; the output has ``x``'s dtype.
+
     This is a 1x1 modulated deformable conv with one deformable group,
     identity weight and mask 1, whose offset is ``flow[:, (1, 0)]`` (DCN
     offsets are (dy, dx)).  It is written with ``gather`` instead of
@@ -87,7 +91,11 @@ def flow_warp(x: Tensor,
                         f'{align_corners!r}')
     n, c, h_in, w_in = x.shape
     h, w = flow.shape[-2:]
-    flow = flow.to(x.dtype)
+    # Positions and bilinear weights in float32 at least: in bfloat16 a
+    # pixel index above 256 is not even representable (the flat index of
+    # a corner would point past the map); the gathered values keep x's
+    # dtype and are weighted in it.
+    flow = flow.to(torch.promote_types(x.dtype, torch.float32))
     py = _base_coords(h, h_in, align_corners, flow).view(1, h, 1) + \
         flow[:, 1] * _flow_scale(h, h_in, align_corners)
     px = _base_coords(w, w_in, align_corners, flow).view(1, 1, w) + \
@@ -110,7 +118,8 @@ def flow_warp(x: Tensor,
             index = (yy.clamp(0, h_in - 1) * w_in +
                      xx.clamp(0, w_in - 1)).long().view(n, 1, h * w)
             corner = flat.gather(2, index.expand(n, c, h * w))
-            weight = (wy * wx * valid.to(x.dtype)).view(n, 1, h * w)
+            weight = (wy * wx * valid.to(wy.dtype)).to(x.dtype).view(
+                n, 1, h * w)
             term = corner * weight
             out = term if out is None else out + term
     return out.view(n, c, h, w)

@@ -130,6 +130,12 @@ class FaPN(BaseModule):
             backbone level before its lateral (e.g. ``dict(type='AlignCM',
             in_channels=2048, channels=256)``); it must expose
             ``out_channels``, which becomes the top lateral's input.
+        check_finite (bool, optional): raise one clear error when an input
+            level holds NaN/Inf (it would otherwise flow through the
+            deformable conv's sampling).  Reading the values is a host
+            synchronisation on a GPU, so None (default) checks CPU inputs
+            only; True checks on every device, False never.  Never under
+            ``torch.compile`` or tracing (a data-dependent branch).
         init_cfg (dict | list[dict], optional): extra mmengine init applied
             by :meth:`init_weights`; None keeps the released init.
 
@@ -160,8 +166,13 @@ class FaPN(BaseModule):
                  top_output_conv: bool = False,
                  extra_output_convs: int = 0,
                  context_cfg: Optional[dict] = None,
+                 check_finite: Optional[bool] = None,
                  init_cfg: Optional[Union[dict, List[dict]]] = None) -> None:
         super().__init__(init_cfg=init_cfg)
+        if check_finite not in (None, True, False):
+            raise ValueError('FaPN: check_finite must be None, True or '
+                             f'False, got {check_finite!r}')
+        self.check_finite = check_finite
         if lateral not in LATERALS:
             raise ValueError(f'FaPN: unknown lateral={lateral!r}; expected '
                              f'one of {LATERALS}')
@@ -404,6 +415,12 @@ class FaPN(BaseModule):
             return self.align_modules[j](fused)
         return fused
 
+    def _should_check_finite(self, x: Tensor) -> bool:
+        if self.check_finite is False or torch.jit.is_tracing() or \
+                torch.jit.is_scripting() or torch.compiler.is_compiling():
+            return False
+        return self.check_finite is True or x.device.type == 'cpu'
+
     def _check_inputs(self, inputs: Sequence[Tensor]) -> None:
         if not isinstance(inputs, (list, tuple)):
             raise TypeError('FaPN: inputs must be a tuple/list of tensors, '
@@ -423,8 +440,8 @@ class FaPN(BaseModule):
                     f'FaPN: input level {i} has {x.shape[1]} channels, '
                     f'expected in_channels[{i}]={self.in_channels[i]}')
         # NaN/Inf would flow through the deformable conv's bilinear sampling
-        # (or fail deep inside its kernel): name it here, one host sync.
-        if not (torch.jit.is_tracing() or torch.jit.is_scripting()):
+        # (or fail deep inside its kernel): name it here (see check_finite).
+        if self._should_check_finite(inputs[self.start_level]):
             used = inputs[self.start_level:self.backbone_end_level]
             finite = torch.stack([x.isfinite().all() for x in used])
             if not bool(finite.all()):
