@@ -136,6 +136,8 @@ def write_report(opts, runs: List, summary: dict, sentence: str,
             f'{format_seconds(r.train_seconds)} | '
             f'{r.train_seconds / r.iters:.2f} | '
             f'{format_seconds(r.val_seconds)} |')
+    num_offset_images = (offsets[0]['fams'][0]['num_images']
+                         if offsets and offsets[0]['fams'] else 0)
     lines += [
         '', '## Boundary IoU against band width', '',
         f'![bIoU@n]({rel(figures["biou_plot"])})', '',
@@ -144,8 +146,7 @@ def write_report(opts, runs: List, summary: dict, sentence: str,
         '', f'## {b} offsets per FAM', '',
         f'Mask-weighted mean sampling displacement of each FAM (pixels of '
         f'its map) of every seed\'s {b}, over the first '
-        f'{offsets[0]["fams"][0]["num_images"] if offsets and offsets[0]["fams"] else 0}'
-        f' {split} images: mean of the per-image means, max of the '
+        f'{num_offset_images} {split} images: mean of the per-image means, max of the '
         'per-image maxima, mean length of the raw offsets, mean mask.', '',
         '| seed | FAM | stride | mean offset (px) | max offset (px) | mean '
         'raw offset (px) | mean mask |', '|---|---|---|---|---|---|---|'
