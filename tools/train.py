@@ -4,6 +4,10 @@
                           [--amp] [--cfg-options k=v ...]
                           [--launcher {none,pytorch,slurm,mpi}]
 
+``--amp``: float16 autocast with dynamic loss scaling (mmengine's
+``AmpOptimWrapper``) on CUDA; without CUDA, bfloat16 autocast on CPU
+(``mmfapn.engine.CPUAmpOptimWrapper``).
+
 ``--resume`` without a path resumes from the newest *complete* checkpoint
 in the work directory (see ``mmfapn.engine.find_latest_checkpoint``); with a
 path, from that checkpoint.  Multi-process: ``tools/dist_train.sh``,
@@ -57,11 +61,20 @@ def prepare(args):
     cfg = load_config(args.config, args.cfg_options, args.work_dir)
     if args.amp:
         wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
-        if wrapper not in ('OptimWrapper', 'AmpOptimWrapper'):
+        if wrapper not in ('OptimWrapper', 'AmpOptimWrapper',
+                           'CPUAmpOptimWrapper'):
             raise ValueError(f'--amp needs optim_wrapper.type=OptimWrapper, '
                              f'got {wrapper!r}')
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+        import torch
+        if torch.cuda.is_available():
+            cfg.optim_wrapper.type = 'AmpOptimWrapper'
+            cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+        else:  # mmengine's AmpOptimWrapper needs a GPU
+            cfg.optim_wrapper.type = 'CPUAmpOptimWrapper'
+            for key in ('loss_scale', 'dtype'):  # AmpOptimWrapper's only
+                cfg.optim_wrapper.pop(key, None)
+            print_log('--amp without CUDA: bfloat16 autocast on CPU '
+                      '(mmfapn.engine.CPUAmpOptimWrapper)', logger='current')
     if args.resume == 'auto':
         latest = find_latest_checkpoint(cfg.work_dir)
         if latest is None:

@@ -1,10 +1,12 @@
 # Runtime helpers: safe checkpoint loading, atomic checkpoint writes,
 # distributed runs without CUDA, input checks, the tools' config handling.
 # Importing this package (``import mmfapn`` does) installs the first two
-# into mmengine and registers CheckImage and the DDP wrapper.
+# into mmengine and registers CheckImage, the DDP wrapper and the CPU
+# mixed-precision optimizer wrapper.
 from .atomic_checkpoint import (AtomicLocalBackend, atomic_write_bytes,
                                 find_latest_checkpoint,
                                 install_atomic_checkpoints, list_checkpoints)
+from .cpu_amp import CPUAmpOptimWrapper
 from .data_checked_runner import DataCheckedRunner
 from .distributed import (DeviceAgnosticDistributedDataParallel,
                           count_sync_batchnorm, setup_distributed)
@@ -32,5 +34,5 @@ __all__ = [
     'count_sync_batchnorm', 'setup_distributed', 'load_config',
     'checkpoint_references', 'check_checkpoint_references', 'build_runner',
     'CheckImage', 'EmptyDatasetError', 'build_loop_checked',
-    'DataCheckedRunner'
+    'DataCheckedRunner', 'CPUAmpOptimWrapper'
 ]
