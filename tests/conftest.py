@@ -86,6 +86,20 @@ def count_params():
     return num_params
 
 
+def relative_error(outputs, references) -> float:
+    """Norm-wise relative error ``|out - ref| / |ref|`` over paired lists
+    of tensors (outputs in any dtype, compared in float32)."""
+    num = sum((o.detach().float() - r.float()).pow(2).sum()
+              for o, r in zip(outputs, references))
+    den = sum(r.float().pow(2).sum() for r in references)
+    return float((num / den).sqrt())
+
+
+@pytest.fixture
+def rel_error():
+    return relative_error
+
+
 # A small FaPN semantic-segmentation config on a toy Cityscapes, for the
 # Runner / tools tests.  Written to a temp dir; inherits mmseg's Semantic
 # FPN config and the shared mmfapn fragment, changing only what the tiny

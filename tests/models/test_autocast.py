@@ -68,8 +68,8 @@ def _feats(shapes, seed=0):
     return [torch.randn(s, generator=g) for s in shapes]
 
 
-def check_autocast(module, make_inputs, device, dtype, call=None,
-                   bound=None, low_precision_output=True):
+def check_autocast(module, make_inputs, device, dtype, relative_error,
+                   call=None, bound=None, low_precision_output=True):
     """Float32 reference, then forward + backward under autocast.
     ``low_precision_output``: the output has autocast's dtype (not so for
     a module whose last op warps a float32 input, e.g. AlignFA)."""
@@ -95,9 +95,7 @@ def check_autocast(module, make_inputs, device, dtype, call=None,
     assert all(gr is not None and torch.isfinite(gr).all() for gr in grads
                if gr is not None)
     assert any(a.grad is not None and a.grad.abs().sum() > 0 for a in args)
-    num = sum((o.float() - r).pow(2).sum() for o, r in zip(out, ref))
-    den = sum(r.pow(2).sum() for r in ref)
-    rel = float((num / den).sqrt().detach())
+    rel = relative_error(out, ref)
     assert rel < (bound or BOUND[dtype]), f'relative error {rel:.2e}'
     return module
 
@@ -127,9 +125,9 @@ NECK_CASES = [dict(align=a) for a in ALIGNS] + [
     'kwargs', NECK_CASES,
     ids=[','.join(f'{k}={v if isinstance(v, str) else v["type"]}'
                   for k, v in c.items()) for c in NECK_CASES])
-def test_neck(kwargs, device, dtype):
+def test_neck(kwargs, device, dtype, rel_error):
     neck = check_autocast(_neck(**kwargs), lambda: [_feats(NECK_SHAPES)],
-                          device, dtype)
+                          device, dtype, rel_error)
     if kwargs.get('align', 'fam') == 'fam':
         # the offsets learn under autocast too
         grad = neck.align_modules[0].dcn.conv_offset.weight.grad
@@ -163,12 +161,13 @@ LAYERS = sorted(_layer_cases())
 
 @pytest.mark.parametrize('device, dtype', MODES)
 @pytest.mark.parametrize('name', LAYERS)
-def test_layer(name, device, dtype):
+def test_layer(name, device, dtype, rel_error):
     module, make_inputs = _layer_cases()[name]
     call = None
     if name == 'deconv':
         call = lambda m, args: m(args[0], (9, 11))  # noqa: E731
-    check_autocast(module, make_inputs, device, dtype, call=call,
+    check_autocast(module, make_inputs, device, dtype, rel_error,
+                   call=call,
                    low_precision_output=name not in ('align_fa', 'fam'))
 
 
@@ -203,31 +202,31 @@ def _seg_head(mmseg_scope, type_name, **kw):
 
 
 @pytest.mark.parametrize('device, dtype', MODES)
-def test_uper_fapn_head(device, dtype, mmseg_scope):
+def test_uper_fapn_head(device, dtype, mmseg_scope, rel_error):
     head = _seg_head(
         mmseg_scope, 'UPerFaPNHead', in_channels=[16, 24, 40, 64],
         in_index=[0, 1, 2, 3], pool_scales=(1, 2), channels=32,
         num_classes=5, norm_cfg=dict(type='BN'), deform_groups=4)
     shapes = [(2, 16, 15, 21), (2, 24, 8, 11), (2, 40, 4, 6), (2, 64, 2, 3)]
-    check_autocast(head, lambda: [_feats(shapes)], device, dtype)
+    check_autocast(head, lambda: [_feats(shapes)], device, dtype, rel_error)
 
 
 @pytest.mark.parametrize('device, dtype', MODES)
-def test_fapn_realtime_head(device, dtype, mmseg_scope):
+def test_fapn_realtime_head(device, dtype, mmseg_scope, rel_error):
     head = _seg_head(
         mmseg_scope, 'FaPNHead', in_channels=[16, 24, 32], channels=16,
         fpn_channels=32, num_classes=5, norm_cfg=dict(type='BN'))
     shapes = [(2, 16, 9, 13), (2, 24, 5, 7), (2, 32, 3, 4)]
-    check_autocast(head, lambda: [_feats(shapes)], device, dtype)
+    check_autocast(head, lambda: [_feats(shapes)], device, dtype, rel_error)
 
 
 @pytest.mark.parametrize('device, dtype', MODES)
-def test_pixel_decoder(device, dtype):
+def test_pixel_decoder(device, dtype, rel_error):
     torch.manual_seed(0)
     dec = FaPNPixelDecoder([16, 32, 64], 32, 32,
                            norm_cfg=dict(type='GN', num_groups=4),
                            deform_groups=4)
     randomise_offsets(dec)
     shapes = [(2, 16, 13, 11), (2, 32, 7, 6), (2, 64, 4, 3)]
-    check_autocast(dec, lambda: _feats(shapes), device, dtype,
+    check_autocast(dec, lambda: _feats(shapes), device, dtype, rel_error,
                    call=lambda m, args: m(args, None))
