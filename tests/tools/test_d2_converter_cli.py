@@ -167,8 +167,12 @@ def test_converted_faster_rcnn_through_mim_test(converted_frcnn, tmp_path):
         ours = inference_detector(model, res['img_path']).pred_instances
         dumped = res['pred_instances']
         assert len(ours) == len(dumped['scores']) > 0
-        torch.testing.assert_close(ours.bboxes, dumped['bboxes'])
-        torch.testing.assert_close(ours.scores, dumped['scores'])
+        # float32 in two processes (batch 2 there, 1 here): boxes agree to
+        # 1e-4 px, not bit for bit
+        torch.testing.assert_close(ours.bboxes, dumped['bboxes'], rtol=1e-4,
+                                   atol=1e-4)
+        torch.testing.assert_close(ours.scores, dumped['scores'], rtol=1e-4,
+                                   atol=1e-5)
         assert torch.equal(ours.labels, dumped['labels'])
 
 
