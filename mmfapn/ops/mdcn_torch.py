@@ -17,9 +17,9 @@ image).  Here the columns are built in chunks of at most ``chunk_numel``
 elements, by default a quarter of the im2col (never below
 ``MIN_CHUNK_NUMEL``, so tiny layers run in one piece).  The forward takes
 whole images, else ranges of output rows with all groups (full-depth matrix
-products), and holds one chunk at a time.  The backward is a custom autograd
-function that saves only the inputs (no columns) and rebuilds the columns
-chunk by chunk, over whole images, else ranges of deformable groups (their
+products), and holds one chunk at a time.  The backward (the autograd
+formula of the custom op in :mod:`mmfapn.ops.mdcn_library`) saves only
+the inputs (no columns) and rebuilds the columns chunk by chunk, over whole images, else ranges of deformable groups (their
 input gradients are disjoint); it holds two chunk-sized buffers at a time
 (the columns and their gradient) plus, for the chunk's images and groups,
 the input zero-padded to power-of-two sizes (see below) and its gradient.
