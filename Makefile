@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-fast clean-venv demo gpu-check
+.PHONY: setup test test-fast clean-venv demo gpu-check model-zoo
 
 ## setup: create .venv and install the pinned stack (idempotent, cached)
 setup:
@@ -48,3 +48,8 @@ GPU_PYTHON     ?= python3
 GPU_CHECK_ARGS ?=
 gpu-check:
 	$(GPU_PYTHON) tools/gpu_check.py $(GPU_CHECK_ARGS)
+
+## model-zoo: regenerate docs/model_zoo.md from model-index.yml and the
+## configs' metafile.yml files (tests/docs/test_model_zoo.py fails when stale)
+model-zoo:
+	$(PY) tools/misc/gen_model_zoo.py
