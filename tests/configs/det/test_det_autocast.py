@@ -2,20 +2,20 @@
 and its backward run, losses and every gradient are finite, and the FaPN
 neck's outputs stay within 3% (norm-wise relative error) of float32.
 
+The forward runs in ``CPUAmpOptimWrapper.optim_context`` (what
+``tools/train.py --amp`` uses without CUDA): ``torch.autocast('cpu',
+dtype=torch.bfloat16)`` plus float32 for mmcv's CPU ``nms`` and
+``roi_align``, which have no bfloat16 path (``mmcv_ops_in_float32``; the
+test below shows that plain autocast fails there, in stock code).
 ResNet-18 and fewer RoIs, as in test_det_configs.py (CPU budget); the neck
-and heads are the config's.  One stock limitation outside FaPN: mmcv
-2.1.0's CPU ``nms`` kernel refuses boxes and scores of different dtypes,
-which stock mmdet's RPN gives it under CPU autocast (bfloat16 boxes,
-float32 scores; ``expected scalar type Float but found BFloat16``), so the
-test feeds mmcv's own nms float32 copies of both; likewise its CPU
-``RoIAlign`` has no bfloat16 kernel and gets float32 features.  Stock
-Mask R-CNN with ``--amp`` on CPU hits both, and then an ``index_put`` in
-mmdet (see the xfail); CUDA float16 (``AmpOptimWrapper``) is untested here
-(``make gpu-check``).  Offsets are made non-zero so that the deformable
-convs sample off the grid.
+and heads are the config's.  CUDA float16 (``AmpOptimWrapper``) is
+untested here (``make gpu-check``).  Offsets are made non-zero so that the
+deformable convs sample off the grid.
 """
 import pytest
 import torch
+
+from mmfapn.engine.cpu_amp import CPUAmpOptimWrapper
 
 CONFIGS = [
     'mask_rcnn/mask-rcnn_r50_fapn_1x_coco.py',
@@ -31,39 +31,10 @@ def _randomise_offsets(model):
                 p.copy_(torch.randn(p.shape, generator=g) * 0.02)
 
 
-@pytest.fixture
-def float32_nms(monkeypatch):
-    """mmcv's CPU nms and RoIAlign on float32 copies (see above)."""
-    import sys
-
-    import mmcv.ops  # noqa: F401
-    nms_module = sys.modules['mmcv.ops.nms']  # mmcv.ops.nms is the function
-    real = nms_module.nms
-
-    def nms(boxes, scores, *args, **kwargs):
-        return real(boxes.float(), scores.float(), *args, **kwargs)
-
-    monkeypatch.setattr(nms_module, 'nms', nms)
-    roi_module = sys.modules['mmcv.ops.roi_align']
-    real_roi_align = roi_module.roi_align
-
-    def roi_align(input, rois, *args, **kwargs):
-        return real_roi_align(input.float(), rois.float(), *args, **kwargs)
-
-    monkeypatch.setattr(roi_module, 'roi_align', roi_align)
-
-
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True, raises=RuntimeError,
-    reason='stock mmdet 3.3.0 RoI heads under CPU bfloat16 autocast: after '
-    "nms and RoIAlign (see float32_nms), an index_put in mmdet's RoI "
-    'sampling mixes bfloat16 and float32 ("Index put requires the source '
-    'and destination dtypes match"); not FaPN code')
 @pytest.mark.parametrize('config', CONFIGS)
 def test_loss_backward_under_bfloat16_autocast(config, det_config, det_model,
-                                               det_toy_batch, float32_nms,
-                                               rel_error):
+                                               det_toy_batch, rel_error):
     cfg = det_config(config)
     cfg.model.backbone.depth = 18
     cfg.model.neck.in_channels = [64, 128, 256, 512]
@@ -80,7 +51,9 @@ def test_loss_backward_under_bfloat16_autocast(config, det_config, det_model,
     seen = {}
     model.neck.register_forward_hook(
         lambda m, a, out: seen.setdefault('neck', out))
-    with torch.autocast('cpu', dtype=torch.bfloat16):
+    wrapper = CPUAmpOptimWrapper(
+        optimizer=torch.optim.SGD(model.parameters(), lr=0.01))
+    with wrapper.optim_context(model):
         losses = model(**data, mode='loss')
     loss, log_vars = model.parse_losses(losses)
     assert torch.isfinite(loss) and loss.item() > 0
