@@ -1,6 +1,7 @@
 # detectron2's inference setting for the released FaPN checkpoints, shared
-# by every `*_d2-weights.py` config (see README "Reproducing the paper's
-# numbers" and mmfapn/utils/d2_convert.py).  Only variables are defined here
+# by every `*_d2-weights.py` config (see
+# docs/user_guides/checkpoint_conversion.md and mmfapn/utils/d2_convert.py).
+# Only variables are defined here
 # (mmengine forbids a key such as `model` in two bases); the configs use them
 # as `{{_base_.d2_...}}`.
 

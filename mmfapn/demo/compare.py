@@ -4,7 +4,7 @@ image | ground truth | model A | model B | ...
 In a prediction panel, correctly labelled pixels keep their class colour,
 muted; wrong pixels are drawn in :data:`ERROR_IN_BAND` (red) when they lie
 within ``band`` pixels of a ground-truth outline (the band of
-:class:`~mmfapn.evaluation.BoundaryIoUMetric`, ``shared/SPEC.md`` §5) and
+:class:`~mmfapn.evaluation.BoundaryIoUMetric`) and
 in :data:`ERROR_OTHER` (cyan, a colour of no Cityscapes class) elsewhere.  Ignored ground-truth pixels are
 black in every panel.  Each panel's caption gives the image's mIoU and
 boundary mIoU at that band.

@@ -3,7 +3,7 @@ ground-truth outlines (FaPN paper, Table 2).
 
 The paper reports mIoU "over pixels within n px of an object outline"
 (n = 3, 5, 8, 12) but its evaluation code is unpublished.  This module
-defines it precisely (``shared/SPEC.md`` §5):
+defines it precisely:
 
 - the band of width ``n`` is the set of valid pixels (ground truth
   ``!= ignore_index``) whose Euclidean distance (between pixel centres) to
@@ -26,12 +26,10 @@ iff the disc ``{q : |q - p| <= n}`` contains a valid label other than
 the disc differ.  Both are computed with separable passes (running
 maximum/minimum along rows, then the disc's rows combined with shifted
 element-wise maxima/minima), O(n) numpy operations per width on whole
-arrays, no per-pixel Python loop.  Cost on a 1024x2048 Cityscapes-sized
-map, all four widths (3, 5, 8, 12), bands and per-class areas: 0.125 s of
-CPU time per image (single-threaded numpy), 0.37-0.44 s wall on this
-project's 2-core x86-64 development machine while it was shared at load
-average ~10 (``tools/analysis/benchmark_boundary_iou.py``).  The cost grows
-linearly with the pixel count and with the widths, not with the content.
+arrays, no per-pixel Python loop.  The cost grows linearly with the
+pixel count and with the widths, not with the content
+(``tools/analysis/benchmark_boundary_iou.py`` times it; figures in
+``docs/model_families.md``).
 """
 import math
 import warnings
@@ -237,9 +235,6 @@ class BoundaryIoUMetric(BaseMetric):
             value *before* averaging; None leaves them out. Default None.
         collect_device (str): 'cpu' or 'gpu', for distributed collection.
         prefix (str, optional): prefix of the reported keys.
-
-    Cost: 0.125 s of CPU per 1024x2048 image for the four default widths
-    (measured on a 2-core x86-64 machine; see the module docstring).
     """
     default_prefix: Optional[str] = None
 

@@ -55,8 +55,8 @@ class FaPNHead(BaseDecodeHead):
     12.64M parameters for the four rows (FPN, +FAM, +FAM+FSM, +concat;
     supplement: 11.4M, 12.2M, 12.6M, 12.6M), and at 768x1536 the MACs
     without the deformable conv itself land on the supplement's FLOPs
-    column (see the README).  A 3x3 prediction conv of 128 channels, or
-    none, would miss the table by more than 0.1M.
+    column (``docs/model_families.md``).  A 3x3 prediction conv of 128
+    channels, or none, would miss the table by more than 0.1M.
 
     Args:
         in_channels (list[int]): channels of the selected backbone levels,

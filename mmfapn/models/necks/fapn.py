@@ -87,9 +87,8 @@ class FaPN(BaseModule):
     and ``context_cfg`` inserts a context module such as :class:`AlignCM`
     on the top backbone level before its lateral.  With ``lateral='conv'``,
     ``align='none'``, ``top_output_conv=True`` and nearest upsampling the
-    neck is mmdet's/mmseg's FPN (same keys, same outputs).  Parameter
-    deltas over FPN in the full PointRend R50 model (measured by
-    ``tests/configs/seg/test_ablation_configs.py``): see the README.
+    neck is mmdet's/mmseg's FPN (same keys, same outputs).  The parameter
+    count of each ablation row is in ``docs/user_guides/ablations.md``.
 
     Args:
         in_channels (list[int]): channels of each backbone level.

@@ -1,6 +1,6 @@
 # The `make demo` recipe (tools/demo.py): mmseg's Semantic FPN Cityscapes
-# config scaled down to train from scratch on 2 CPU cores in about two
-# minutes per model, on a generated Cityscapes-format dataset of
+# config scaled down to train from scratch on a CPU in minutes, on a
+# generated Cityscapes-format dataset of
 # boundary-heavy synthetic scenes (mmfapn.datasets.write_toy_cityscapes).
 # The FPN and FaPN demo configs inherit this file and differ only in the
 # neck type.  The recipe (including the offset/mask conv learning-rate
@@ -53,7 +53,7 @@ test_pipeline = [
 ]
 train_dataloader = dict(
     batch_size=4,
-    num_workers=0,  # 2 cores: worker processes would compete with training
+    num_workers=0,  # few CPU cores: workers would compete with training
     persistent_workers=False,
     dataset=dict(data_root=data_root, pipeline=train_pipeline))
 val_dataloader = dict(
