@@ -11,11 +11,17 @@ sees the old file or the new one, never half of one.  mmengine's
 ``CheckpointHook`` writes ``last_checkpoint`` only after the checkpoint is
 saved, so it names a complete file.
 
-:func:`find_latest_checkpoint` (used by ``tools/train.py --resume``) does not
-trust ``last_checkpoint`` blindly: when it is empty, names a missing file
-(deleted by ``max_keep_ckpts``) or a truncated one (written by another
-tool), the newest complete ``iter_*.pth`` / ``epoch_*.pth`` in the work
-directory is taken instead, with a warning.
+:func:`find_latest_checkpoint` (used by ``tools/train.py --resume`` and, for
+any tool, by :class:`~mmfapn.engine.exact_resume_hook.ExactResumeHook`)
+does not trust ``last_checkpoint`` blindly.  ``CheckpointHook`` writes the
+checkpoint, then ``last_checkpoint``: a run killed in between leaves a
+complete checkpoint newer than the one recorded, and it is taken (a
+checkpoint of the same kind, ``iter_``/``epoch_``, with a larger step,
+written after the record; older files of another run in the same directory
+are not).  When the record is empty (killed while writing it), names a
+missing file (deleted by ``max_keep_ckpts``) or a truncated one (written by
+another tool), the newest complete ``iter_*.pth`` / ``epoch_*.pth`` in the
+work directory is taken instead, with a warning.
 """
 import logging
 import os
@@ -95,9 +101,29 @@ def list_checkpoints(work_dir: str) -> List[str]:
     return [osp.join(work_dir, n) for _, n in sorted(found, reverse=True)]
 
 
+def _newer_than_record(named: str, record: str) -> Optional[str]:
+    """The newest complete checkpoint of ``named``'s kind in its directory
+    with a larger step than ``named``, written after ``record`` was (a run
+    killed between saving it and updating ``record``), or None."""
+    m = _CKPT_RE.match(osp.basename(named))
+    if m is None:
+        return None
+    kind, step = m.group(1), int(m.group(2))
+    record_time = os.stat(record).st_mtime
+    for path in list_checkpoints(osp.dirname(named)):
+        other = _CKPT_RE.match(osp.basename(path))
+        if other.group(1) != kind or int(other.group(2)) <= step:
+            continue
+        if os.stat(path).st_mtime > record_time and \
+                checkpoint_is_complete(path):
+            return path
+    return None
+
+
 def find_latest_checkpoint(work_dir: str) -> Optional[str]:
-    """The checkpoint to resume from: ``last_checkpoint`` if it names a
-    complete file, else the newest complete one in ``work_dir``, else None.
+    """The checkpoint to resume from: the newest complete one of the run
+    that ``last_checkpoint`` records (see module), else the newest complete
+    one in ``work_dir``, else None.
     """
     record = osp.join(work_dir, 'last_checkpoint')
     named = None
@@ -108,6 +134,15 @@ def find_latest_checkpoint(work_dir: str) -> Optional[str]:
         if not osp.isabs(named) and not osp.exists(named):
             named = osp.join(work_dir, named)
         if checkpoint_is_complete(named):
+            newer = _newer_than_record(named, record)
+            if newer is not None:
+                print_log(
+                    f'last_checkpoint names {named!r}, but {newer} was '
+                    'saved after it (run killed before the record was '
+                    'updated); resuming from it',
+                    logger='current',
+                    level=logging.WARNING)
+                return newer
             return named
     for path in list_checkpoints(work_dir):
         if checkpoint_is_complete(path):

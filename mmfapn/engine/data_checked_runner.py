@@ -15,11 +15,15 @@ from mmfapn.datasets.file_checks import (check_dataset_paths,
                                          diagnose_dataset_files,
                                          diagnose_evaluator_files)
 
+from .exact_resume_runner import ExactResumeRunner
+
 
 @RUNNERS.register_module()
-class DataCheckedRunner(Runner):
+class DataCheckedRunner(ExactResumeRunner):
     """A Runner whose dataloaders and evaluators name the bad file when
-    their data is missing or malformed; otherwise exactly mmengine's.
+    their data is missing or malformed; otherwise mmengine's (with
+    :class:`~mmfapn.engine.exact_resume_hook.ExactResumeHook`, as every
+    mmfapn config's runner).
 
     Before a dataloader (or evaluator) is built, ``data_root``,
     ``ann_file`` and the ``data_prefix`` folders (the metric's
