@@ -46,7 +46,8 @@ def prepare(args):
             f'checkpoint file not found: {args.checkpoint!r}')
     cfg = load_config(args.config, args.cfg_options, args.work_dir)
     cfg.load_from, cfg.resume = args.checkpoint, False
-    check_checkpoint_references(cfg)
+    # testing loads the checkpoint: pretrained initialisations do not run
+    check_checkpoint_references(cfg, pretrained=False)
     setup_distributed(cfg, args.launcher)
     return cfg
 

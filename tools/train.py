@@ -96,14 +96,17 @@ def main(argv=None):
         cfg = prepare(args)
     except (FileNotFoundError, ValueError) as e:
         sys.exit(f'train.py: error: {e}')
-    from mmfapn.engine import (EmptyDatasetError, build_loop_checked,
-                               build_runner)
+    from mmfapn.engine import (EmptyDatasetError, PretrainedWeightsError,
+                               build_loop_checked, build_runner)
     runner = build_runner(cfg)
     try:
         build_loop_checked(runner, 'train')  # names an empty dataset
     except EmptyDatasetError as e:
         sys.exit(f'train.py: error: {e}')
-    runner.train()
+    try:
+        runner.train()
+    except PretrainedWeightsError as e:  # found loading it (e.g. offline)
+        sys.exit(f'train.py: error: {e}')
 
 
 if __name__ == '__main__':

@@ -11,6 +11,10 @@ from .data_checked_runner import DataCheckedRunner
 from .distributed import (DeviceAgnosticDistributedDataParallel,
                           count_sync_batchnorm, setup_distributed)
 from .input_checks import CheckImage, EmptyDatasetError, build_loop_checked
+from .pretrained_weights import (PretrainedWeightsError,
+                                 check_pretrained_weights,
+                                 install_pretrained_weights_check,
+                                 pretrained_references)
 from .run_config import (build_runner, check_checkpoint_references,
                          checkpoint_references, load_config)
 from .safe_checkpoint import (IncompleteCheckpointError, UnsafeCheckpointError,
@@ -22,6 +26,7 @@ from .safe_checkpoint import (IncompleteCheckpointError, UnsafeCheckpointError,
 
 install_safe_checkpoint_loading()
 install_atomic_checkpoints()
+install_pretrained_weights_check()
 
 __all__ = [
     'UnsafeCheckpointError', 'IncompleteCheckpointError',
@@ -34,5 +39,7 @@ __all__ = [
     'count_sync_batchnorm', 'setup_distributed', 'load_config',
     'checkpoint_references', 'check_checkpoint_references', 'build_runner',
     'CheckImage', 'EmptyDatasetError', 'build_loop_checked',
-    'DataCheckedRunner', 'CPUAmpOptimWrapper'
+    'DataCheckedRunner', 'CPUAmpOptimWrapper', 'PretrainedWeightsError',
+    'check_pretrained_weights', 'install_pretrained_weights_check',
+    'pretrained_references'
 ]

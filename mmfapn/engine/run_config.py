@@ -12,6 +12,8 @@ from typing import Iterator, Optional, Sequence, Tuple
 
 from mmengine.config import Config, ConfigDict
 
+from .pretrained_weights import (check_pretrained_weights,
+                                 pretrained_references)
 from .safe_checkpoint import checkpoint_is_complete
 
 SCOPES = ('mmdet', 'mmseg')
@@ -86,11 +88,24 @@ def checkpoint_references(cfg: Config) -> Sequence[Tuple[str, str]]:
     return refs
 
 
-def check_checkpoint_references(cfg: Config) -> None:
+def check_checkpoint_references(cfg: Config,
+                                pretrained: bool = True) -> None:
     """Raise ``FileNotFoundError`` naming the config key of the first local
     checkpoint that does not exist (or ``ValueError`` if it is truncated).
+
+    Args:
+        cfg (Config): the config.
+        pretrained (bool): also check the model's pretrained
+            initialisations (training runs them, testing does not): a
+            missing local file or a ``torchvision://`` name without
+            torchvision raises
+            :class:`~mmfapn.engine.pretrained_weights.PretrainedWeightsError`
+            (a ``ValueError``) naming the override that trains from scratch.
     """
+    init_checkpoints = {c for _, c in pretrained_references(cfg)}
     for key_path, path in checkpoint_references(cfg):
+        if path in init_checkpoints:  # checked below, with the remedy
+            continue
         full = osp.expanduser(path)
         if not osp.isfile(full):
             raise FileNotFoundError(
@@ -98,6 +113,8 @@ def check_checkpoint_references(cfg: Config) -> None:
         if not checkpoint_is_complete(full):
             raise ValueError(f'config {key_path}={path!r}: checkpoint file '
                              'is incomplete (truncated write)')
+    if pretrained:
+        check_pretrained_weights(cfg)
 
 
 def build_runner(cfg: Config):

@@ -315,7 +315,8 @@ def test_config_with_missing_checkpoint(tiny_fapn_seg_config, tmp_path,
         train.main([str(pretrained), '--work-dir', str(tmp_path)])
     assert str(info.value) == (
         "train.py: error: config model.backbone.init_cfg.checkpoint="
-        f"'{missing}': checkpoint file not found")
+        f"'{missing}': pretrained weights cannot be loaded (file not found)"
+        "; to train from scratch: --cfg-options model.backbone.init_cfg=None")
 
     test = _load_tool('test')
     with pytest.raises(SystemExit) as info:
