@@ -1,6 +1,7 @@
-"""ONNX export with standard operators only: the deformable conv alone and
-the PointRend-FaPN R50 segmentor whole, run in plain onnxruntime."""
-import importlib.util
+"""ONNX export with standard operators only (``mmfapn.deployment.
+onnx_export``, the library of tools/deployment/export_onnx.py): the
+deformable conv alone and the PointRend-FaPN R50 segmentor whole, run in
+plain onnxruntime."""
 import os.path as osp
 
 import pytest
@@ -22,11 +23,8 @@ POINTREND = osp.join(
 
 @pytest.fixture(scope='module')
 def tool():
-    spec = importlib.util.spec_from_file_location(
-        'export_onnx', osp.join(ROOT, 'tools/deployment/export_onnx.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from mmfapn.deployment import onnx_export
+    return onnx_export
 
 
 class _DeformConv(torch.nn.Module):
@@ -132,3 +130,58 @@ def test_pointrend_fapn_r50_whole_model_in_onnxruntime(tmp_path, tool,
     # once) and one MatMul; PointRend's point sampling adds its own
     assert ops.count('GridSample') >= 3 and 'MatMul' in ops
     assert 'TopK' in ops  # the subdivision inference is in the graph
+
+
+REALTIME = osp.join(
+    ROOT, 'configs/seg/fapn_realtime/'
+    'fapn-rt_r18_4xb4-40k_cityscapes-512x1024.py')
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('test_cfg', [None, dict(size_divisor=32)],
+                         ids=['no-padding', 'pad-to-32'])
+def test_preprocess_inside_matches_test_step(tmp_path, tool, test_cfg):
+    """``--preprocess``: the file takes the uint8 BGR image as loaded (a toy
+    Cityscapes image, odd 61x93) and its logits match the segmentor's own
+    ``test_step`` (data preprocessor, inference, padding removed) within
+    1e-4; with ``test_cfg=dict(size_divisor=32)`` the graph pads to 64x96
+    and crops the logits back."""
+    import cv2
+    import numpy as np
+    from mmseg.structures import SegDataSample
+
+    from mmfapn.datasets import write_toy_cityscapes
+    info = write_toy_cityscapes(str(tmp_path / 'city'), num_train=0,
+                                num_val=1, height=61, width=93)
+    image = cv2.imread(info['val'][0][0])  # BGR uint8, as mmcv loads it
+    assert image.shape == (61, 93, 3) and image.dtype == np.uint8
+    options = None
+    if test_cfg is not None:
+        options = {'model.data_preprocessor.test_cfg': test_cfg}
+    torch.manual_seed(0)
+    model, scope = tool.build_model(REALTIME, cfg_options=options)
+    module, part = tool.wrap(model, scope, 'auto', (61, 93), preprocess=True)
+    assert part == 'whole'
+    assert module.preprocess.pad_shape == ((64, 96) if test_cfg else
+                                           (61, 93))
+    out = str(tmp_path / 'rt.onnx')
+    batch = torch.from_numpy(image)[None]
+    names = tool.export(module, batch, out, 17, 'torchscript', 'image')
+
+    session = ort.InferenceSession(out, providers=['CPUExecutionProvider'])
+    (inp, ) = session.get_inputs()
+    assert (inp.name, inp.type, inp.shape) == ('image', 'tensor(uint8)',
+                                               [1, 61, 93, 3])
+    (logits, ) = session.run(names, {'image': image[None]})
+
+    sample = SegDataSample(metainfo=dict(img_shape=(61, 93),
+                                         ori_shape=(61, 93)))
+    data = dict(inputs=[torch.from_numpy(image).permute(2, 0, 1)],
+                data_samples=[sample])
+    with torch.no_grad():
+        ref = model.test_step(data)[0].seg_logits.data
+    assert logits.shape == (1, 19, 61, 93) and ref.shape == (19, 61, 93)
+    diff = float(np.abs(logits[0] - ref.numpy()).max())
+    print(f'preprocess-inside ONNX vs test_step ({test_cfg}): max abs diff '
+          f'{diff:.2e}')
+    assert diff <= 1e-4
