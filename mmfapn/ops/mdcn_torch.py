@@ -14,37 +14,62 @@ than mmcv's CPU kernel, and it exports to ONNX with standard operators only
 Memory bound.  A dense im2col of the layer holds ``N * C_in * kh * kw *
 H_out * W_out`` elements (mmcv's kernels allocate such a column buffer per
 image).  Here the columns are built in chunks of at most ``chunk_numel``
-elements, by default a quarter of the im2col (never below
-``MIN_CHUNK_NUMEL``, so tiny layers run in one piece).  The forward takes
-whole images, else ranges of output rows with all groups (full-depth matrix
-products), and holds one chunk at a time.  The backward (the autograd
-formula of the custom op in :mod:`mmfapn.ops.mdcn_library`) saves only
-the inputs (no columns) and rebuilds the columns chunk by chunk, over whole images, else ranges of deformable groups (their
-input gradients are disjoint); it holds two chunk-sized buffers at a time
-(the columns and their gradient) plus, for the chunk's images and groups,
-the input zero-padded to power-of-two sizes (see below) and its gradient.
-Extra memory on top of inputs, outputs and gradients, in elements:
+elements, by default a quarter of the im2col but at most
+``MAX_CHUNK_BYTES`` (16 MiB) and never below ``MIN_CHUNK_NUMEL`` (tiny
+layers run in one piece).  The 16 MiB cap is a speed matter: glibc's malloc
+serves blocks above its mmap threshold (at most 32 MiB) with ``mmap`` and
+unmaps them on free, so a larger per-call buffer page-faults on every call.
 
-    forward:  chunk_numel + grid and mask of the chunk (3 / C_per_group of it)
+The forward takes whole images, else ranges of output rows with all groups
+(full-depth matrix products), and holds one chunk at a time.  The backward
+(the autograd formula of the custom op in :mod:`mmfapn.ops.mdcn_library`)
+saves only the inputs (no columns) and rebuilds the columns chunk by chunk:
+whole images, else blocks of deformable groups with all rows (their input
+gradients are disjoint), else blocks of ``min(deform_groups, threads)``
+groups by ranges of output rows, whose input gradients are accumulated.
+PyTorch's CPU ``grid_sample`` (and its backward) parallelises over the
+batch dimension only, which here is images x groups of the chunk: a block
+of at least as many groups as threads keeps every thread busy.  The
+backward holds two chunk-sized buffers at a time (the columns and their
+gradient) plus, for the chunk's images and groups, the input zero-padded
+to power-of-two sizes (see below) and its gradient.  Extra memory on top
+of inputs, outputs and gradients, in elements:
+
+    forward:  chunk_numel + grid and mask of the chunk (3 / C_per_group
+              of it)
     backward: 2 * chunk_numel + 2 * r * (input of the chunk's images and
-              groups) + grid of the chunk,  r = padded / real input size < 4
+              groups) + grid, mask and position temporaries of the chunk
+              (about 6 / C_per_group of it),  r = padded / real input
+              size < 4
 
-With the default chunk, for 3x3 stride-1 layers (whose input is 1/9 of the
-im2col): at most (2 + 2r/9) / 4 im2col, i.e. 0.56 im2col at power-of-two
-sizes (every level of a 512x1024 crop) and below 0.73 im2col with any
-padding; only when a single group of a single image has more columns than a
-chunk (dg = 1 on very large maps) does the padded group plane add up to
-2r / (9 * N * dg) im2col instead.
+so with the default chunk at most ``2 * min(im2col / 4, 16 MiB)`` plus
+``2r`` times the input of ``max(1, min(deform_groups, threads))`` groups
+(or of whole images, when those fit in a chunk).  One output row of the
+chunk's groups of one image is the smallest chunk: only when that exceeds
+``chunk_numel`` (very wide maps) does a chunk exceed it.
 
-Gradients are those of bilinear sampling.  At integer sampling positions
-(zero offsets: FaPN's initial state) bilinear interpolation has a kink and
-the one-sided derivative is a convention: the backward samples the input
-zero-padded (bottom/right) to power-of-two sizes, where ``(2p + 1) / size``
-is exact, so ``grid_sample`` recovers integer positions exactly and takes
-mmcv's derivative; and offset gradients at positions ``<= -1`` are zero, as
-in mmcv.  The forward and the gradients thus equal mmcv's to rounding, at
-integer positions too.  Double backward is not supported.
+Sampling positions and gradients.  Bilinear sampling has a kink at
+integer positions: the offset gradient (the slope of the interpolant) jumps
+there, so it depends on which integer cell a position falls in.  The
+backward computes each position in pixel units as mmcv does
+(``y * stride - pad + i * dilation + offset``, rounded once), keeps its
+cell ``floor(p)`` and rounds its fraction to a multiple of ``Q = S * eps``
+(``S`` the power-of-two size of the zero-padded input it samples, ``eps``
+the dtype's machine epsilon; 3e-5 px in float32 at S = 256), never up to
+the next integer.  On such positions the normalised grid and
+``grid_sample``'s inverse mapping are exact, in any order of operations, so
+``grid_sample`` uses mmcv's cell for every position, including those within
+a rounding error of an integer (a float32 grid normalised directly puts
+some of those in the neighbouring cell).  A position moves by at most
+``Q / 2`` (mmcv's own rounding of it is up to ``Q / 4``).  The forward, a
+continuous function of the positions, normalises them directly for the
+real input size (two fused passes, exact to rounding).  At integer
+positions (zero offsets: FaPN's initial state) the backward takes mmcv's
+one-sided derivative, and offset gradients at positions ``<= -1`` are
+zero, as in mmcv.  The forward and the gradients thus equal mmcv's to
+rounding everywhere.  Double backward is not supported.
 """
+import functools
 import math
 from typing import Iterator, List, Optional, Sequence, Tuple
 
@@ -55,6 +80,10 @@ from torch import Tensor
 # Chunks smaller than this (in column elements, 4 MiB in float32) cost more
 # in Python overhead than they save in memory.
 MIN_CHUNK_NUMEL = 1 << 20
+# The default chunk's cap in bytes: below glibc's largest mmap threshold
+# (32 MiB on 64-bit), so the column buffers are reused from the heap
+# instead of being mapped and page-faulted on every call.
+MAX_CHUNK_BYTES = 16 << 20
 
 _Pair = Tuple[int, int]
 
@@ -68,9 +97,13 @@ def im2col_numel(input: Tensor, weight: Tensor, out_size: _Pair) -> int:
 
 def default_chunk_numel(input: Tensor, weight: Tensor,
                         out_size: _Pair) -> int:
-    """A quarter of the layer's im2col, at least ``MIN_CHUNK_NUMEL``."""
-    return max(MIN_CHUNK_NUMEL,
-               math.ceil(im2col_numel(input, weight, out_size) / 4))
+    """A quarter of the layer's im2col, at least ``MIN_CHUNK_NUMEL`` and at
+    most ``MAX_CHUNK_BYTES`` of the computing dtype (float32 for half
+    inputs), whichever is smaller."""
+    itemsize = max(4, input.element_size())
+    cap = max(1, MAX_CHUNK_BYTES // itemsize)
+    return min(cap, max(MIN_CHUNK_NUMEL,
+                        math.ceil(im2col_numel(input, weight, out_size) / 4)))
 
 
 class _Chunk:
@@ -82,104 +115,168 @@ class _Chunk:
                                                                  g1, r0, r1)
 
 
+def _ranges(total: int, most: int) -> List[Tuple[int, int]]:
+    """[0, total) in equal ranges of at most ``most`` (at least 1)."""
+    count = math.ceil(total / max(1, most))
+    size = math.ceil(total / count)
+    return [(s, min(total, s + size)) for s in range(0, total, size)]
+
+
 def _chunks(n: int, dg: int, out_h: int, unit_row: int, chunk_numel: int,
-            order: str = 'rows') -> Iterator[_Chunk]:
+            order: str = 'rows', threads: int = 1) -> Iterator[_Chunk]:
     """Split (batch, groups, rows) so each chunk has <= chunk_numel columns
-    (one output row of one group of one image is the smallest chunk).
+    where possible; ``unit_row`` is the column count of one output row of
+    one group of one image.
 
     Whole images first.  Then ``order='rows'`` (forward) takes ranges of
     output rows with all groups: the matrix product keeps its full depth
-    C_in * kh * kw and each output element is written once.
-    ``order='groups'`` (backward) takes ranges of groups with all rows:
-    the chunks' input gradients are then disjoint (no accumulation), and
-    the backward's matrix products keep full depth either way.  Either
-    falls back to splitting the other dimension too.  ``unit_row`` is the
-    column count of one row of one group of one image.
+    C_in * kh * kw and each output element is written once (one row of one
+    group is the smallest chunk).  ``order='groups'`` (backward) takes
+    blocks of groups with all rows if at least ``min(dg, threads)`` groups
+    fit (the chunks' input gradients are then disjoint), else blocks of
+    ``min(dg, threads)`` groups (fewer if one row of them exceeds the
+    chunk) by ranges of rows, whose input gradients overlap: the caller
+    accumulates them.  Row ranges come in nearly equal sizes.
     """
     image = unit_row * dg * out_h
     if image <= chunk_numel:
         nb = chunk_numel // image
         for b0 in range(0, n, nb):
             yield _Chunk(b0, min(n, b0 + nb), 0, dg, 0, out_h)
-    elif order == 'rows' and unit_row * dg <= chunk_numel:
-        rows = chunk_numel // (unit_row * dg)
-        for b in range(n):
-            for r0 in range(0, out_h, rows):
-                yield _Chunk(b, b + 1, 0, dg, r0, min(out_h, r0 + rows))
-    elif order == 'groups' and unit_row * out_h <= chunk_numel:
-        gb = chunk_numel // (unit_row * out_h)
-        for b in range(n):
-            for g0 in range(0, dg, gb):
-                yield _Chunk(b, b + 1, g0, min(dg, g0 + gb), 0, out_h)
-    elif order == 'rows':
-        gb = max(1, chunk_numel // unit_row)
-        for b in range(n):
-            for r in range(out_h):
-                for g0 in range(0, dg, gb):
-                    yield _Chunk(b, b + 1, g0, min(dg, g0 + gb), r, r + 1)
+        return
+    if order == 'rows':
+        if unit_row * dg <= chunk_numel:
+            for b in range(n):
+                for r0, r1 in _ranges(out_h, chunk_numel // (unit_row * dg)):
+                    yield _Chunk(b, b + 1, 0, dg, r0, r1)
+        else:
+            gb = max(1, chunk_numel // unit_row)
+            for b in range(n):
+                for r in range(out_h):
+                    for g0 in range(0, dg, gb):
+                        yield _Chunk(b, b + 1, g0, min(dg, g0 + gb), r, r + 1)
+        return
+    want = max(1, min(dg, threads))
+    gb = chunk_numel // (unit_row * out_h)
+    if gb >= want:
+        rows = [(0, out_h)]
     else:
-        rows = max(1, chunk_numel // unit_row)
-        for b in range(n):
-            for g in range(dg):
-                for r0 in range(0, out_h, rows):
-                    yield _Chunk(b, b + 1, g, g + 1, r0, min(out_h, r0 + rows))
+        gb = max(1, min(want, chunk_numel // unit_row))
+        rows = _ranges(out_h, chunk_numel // (unit_row * gb))
+    gb = min(gb, dg)
+    for b in range(n):
+        for g0 in range(0, dg, gb):
+            for r0, r1 in rows:
+                yield _Chunk(b, b + 1, g0, min(dg, g0 + gb), r0, r1)
 
 
 def _pow2(size: int) -> int:
     return 1 << (size - 1).bit_length()
 
 
-def _grid(offset: Tensor, norm_size: _Pair, kernel: _Pair, stride: _Pair,
-          padding: _Pair, dilation: _Pair, dg: int, rows: Tuple[int, int],
-          with_outside: bool = False,
-          fused: bool = True) -> Tuple[Tensor, Optional[Tensor]]:
-    """Normalised sampling grid for output rows ``rows`` of ``offset``.
-
-    offset: (n, 2 * dg' * kh * kw, H_out, W_out) restricted to the groups of
-    the chunk (dg' of them); returns the grid (n * dg', kh * kw * rows,
-    W_out, 2) in ``grid_sample``'s (x, y) order for an input of size
-    ``norm_size`` and, if ``with_outside``, a bool tensor (n * dg',
-    kh * kw * rows, W_out, 1) marking positions with y <= -1 or x <= -1.
-    ``fused`` writes the grid in two fused passes (eager mode); otherwise
-    out-of-place operators only (tracing / export).
-    """
-    n, _, ho, wo = offset.shape
+def _taps_base(kernel: _Pair, stride: _Pair, padding: _Pair,
+               dilation: _Pair, rows: Tuple[int, int], wo: int, dtype,
+               device) -> Tuple[Tensor, Tensor]:
+    """Integer part of mmcv's sampling position of tap (i, j) at output
+    (y, x): ``y*s - p + i*d`` (taps, rows, 1) and ``x*s - p + j*d``
+    (taps, 1, W_out); exact in floating point."""
     kh, kw = kernel
     taps = kh * kw
-    r0, r1 = rows
-    h, w = norm_size
-    dtype, device = offset.dtype, offset.device
-    off = offset.view(n, dg, taps, 2, ho, wo)[..., r0:r1, :]
-    # position of tap (i, j) at output (y, x): y*s - p + i*d (+ offset),
-    # normalised for align_corners=False: pixel p <-> (2p + 1) / size - 1
-    out_y = torch.arange(r0, r1, device=device, dtype=dtype) * stride[0] - \
-        padding[0]
+    out_y = torch.arange(rows[0], rows[1], device=device,
+                         dtype=dtype) * stride[0] - padding[0]
     out_x = torch.arange(wo, device=device, dtype=dtype) * stride[1] - \
         padding[1]
     tap_y = torch.arange(kh, device=device, dtype=dtype).repeat_interleave(
         kw) * dilation[0]
     tap_x = torch.arange(kw, device=device, dtype=dtype).repeat(kh) * \
         dilation[1]
-    base_y = (tap_y.view(taps, 1, 1) + out_y.view(1, -1, 1)) * 2 + 1
-    base_x = (tap_x.view(taps, 1, 1) + out_x.view(1, 1, -1)) * 2 + 1
-    base_y, base_x = base_y / h - 1, base_x / w - 1
-    shape = (n * dg, taps * (r1 - r0), wo)
-    if fused:
-        grid = torch.empty(n, dg, taps, r1 - r0, wo, 2, dtype=dtype,
-                           device=device)
-        torch.add(base_x, off[:, :, :, 1], alpha=2.0 / w, out=grid[..., 0])
-        torch.add(base_y, off[:, :, :, 0], alpha=2.0 / h, out=grid[..., 1])
-        grid = grid.view(*shape, 2)
-    else:
-        grid = torch.stack((base_x + off[:, :, :, 1] * (2.0 / w),
+    return (tap_y.view(taps, 1, 1) + out_y.view(1, -1, 1),
+            tap_x.view(taps, 1, 1) + out_x.view(1, 1, -1))
+
+
+def _grid(offset: Tensor, norm_size: _Pair, kernel: _Pair, stride: _Pair,
+          padding: _Pair, dilation: _Pair, dg: int, rows: Tuple[int, int],
+          fused: bool = True) -> Tensor:
+    """Normalised sampling grid for output rows ``rows`` of ``offset``
+    (forward): the position normalised directly, exact to rounding.
+
+    offset: (n, 2 * dg' * kh * kw, H_out, W_out) restricted to the groups of
+    the chunk (dg' of them); returns the grid (n * dg', kh * kw * rows,
+    W_out, 2) in ``grid_sample``'s (x, y) order for an input of size
+    ``norm_size``.  ``fused`` writes the grid in two fused passes (eager
+    mode); otherwise out-of-place operators only (tracing / export).
+    """
+    n, _, ho, wo = offset.shape
+    taps = kernel[0] * kernel[1]
+    r0, r1 = rows
+    h, w = norm_size
+    off = offset.view(n, dg, taps, 2, ho, wo)[..., r0:r1, :]
+    base_y, base_x = _taps_base(kernel, stride, padding, dilation, rows, wo,
+                                offset.dtype, offset.device)
+    # normalised for align_corners=False: pixel p <-> (2p + 1) / size - 1
+    base_y, base_x = (base_y * 2 + 1) / h - 1, (base_x * 2 + 1) / w - 1
+    shape = (n * dg, taps * (r1 - r0), wo, 2)
+    if not fused:
+        return torch.stack((base_x + off[:, :, :, 1] * (2.0 / w),
                             base_y + off[:, :, :, 0] * (2.0 / h)),
-                           dim=-1).view(*shape, 2)
-    outside = None
-    if with_outside:
-        # p <= -1  <=>  (2p + 1) / size - 1 <= -1 - 1 / size (monotone)
-        outside = (grid[..., :1] <= -1 - 1.0 / w) | (
-            grid[..., 1:] <= -1 - 1.0 / h)
-    return grid, outside
+                           dim=-1).view(shape)
+    grid = torch.empty(n, dg, taps, r1 - r0, wo, 2, dtype=offset.dtype,
+                       device=offset.device)
+    torch.add(base_x, off[:, :, :, 1], alpha=2.0 / w, out=grid[..., 0])
+    torch.add(base_y, off[:, :, :, 0], alpha=2.0 / h, out=grid[..., 1])
+    return grid.view(shape)
+
+
+@functools.lru_cache(maxsize=64)
+def _exact_constants(pow2_size: _Pair, dtype: torch.dtype,
+                     device: torch.device) -> Tuple[Tensor, ...]:
+    """Per-axis (x, y) constants of :func:`_grid_exact`: 1/Q, 1/Q - 1,
+    2/S, 1/S - 1 and 2Q/S, all exact in ``dtype`` (powers of two, or one
+    less than one)."""
+    size = pow2_size[::-1]
+    q = [s * torch.finfo(dtype).eps for s in size]
+    values = ([1 / v for v in q], [1 / v - 1 for v in q],
+              [2 / s for s in size], [1 / s - 1 for s in size],
+              [2 * v / s for v, s in zip(q, size)])
+    return tuple(
+        torch.tensor(v, dtype=dtype, device=device) for v in values)
+
+
+def _grid_exact(offset: Tensor, pow2_size: _Pair, kernel: _Pair,
+                stride: _Pair, padding: _Pair, dilation: _Pair, dg: int,
+                rows: Tuple[int, int]) -> Tuple[Tensor, Tensor]:
+    """The grid of :func:`_grid` (backward), on mmcv's integer cells.
+
+    ``pow2_size``: the power-of-two size of the zero-padded input.  The
+    position ``p`` is computed in pixel units as mmcv does, its fraction
+    rounded to a multiple ``k * Q`` of ``Q = S * eps`` with ``k <= 1/Q - 1``
+    (the cell ``floor(p)`` is kept), and the grid written as
+    ``floor(p) * 2/S + (1/S - 1) + k * 2Q/S``, every term and sum exact:
+    ``grid_sample`` maps it back to exactly ``floor(p) + k * Q``, in any
+    order of operations (see the module docstring).  Also returns a bool
+    tensor (n * dg', kh * kw * rows, W_out, 1) marking positions with
+    y <= -1 or x <= -1, where mmcv has no offset gradient.
+    """
+    n, _, ho, wo = offset.shape
+    taps = kernel[0] * kernel[1]
+    r0, r1 = rows
+    dtype, device = offset.dtype, offset.device
+    off = offset.view(n, dg, taps, 2, ho, wo)[..., r0:r1, :]
+    base_y, base_x = _taps_base(kernel, stride, padding, dilation, rows, wo,
+                                dtype, device)
+    # (x, y) pairs in the grid's layout; one rounding, as mmcv's position
+    pos = torch.empty(n, dg, taps, r1 - r0, wo, 2, dtype=dtype,
+                      device=device)
+    torch.add(off[:, :, :, 1], base_x, out=pos[..., 0])
+    torch.add(off[:, :, :, 0], base_y, out=pos[..., 1])
+    shape = (n * dg, taps * (r1 - r0), wo)
+    outside = (pos <= -1).any(-1, keepdim=True).view(*shape, 1)
+    inv_q, k_max, scale, shift, step = _exact_constants(
+        pow2_size, dtype, device)
+    cell = pos.floor()
+    k = pos.sub_(cell).mul_(inv_q).round_().clamp_(max=k_max)
+    grid = cell.mul_(scale).add_(shift).addcmul_(k, step)
+    return grid.view(*shape, 2), outside
 
 
 def _sample(x: Tensor, grid: Tensor) -> Tensor:
@@ -208,10 +305,14 @@ class _ChunkView:
                                             w)[:, ck.g0:ck.g1].reshape(
                                                 self.nb * self.gb, cpg, h, w)
         off = offset[ck.b0:ck.b1, 2 * taps * ck.g0:2 * taps * ck.g1]
-        backward = norm_size is not None
-        self.grid, self.outside = _grid(off, norm_size or (h, w), kernel,
-                                        stride, padding, dilation, self.gb,
-                                        (ck.r0, ck.r1), backward)
+        if norm_size is None:
+            self.grid = _grid(off, (h, w), kernel, stride, padding,
+                              dilation, self.gb, (ck.r0, ck.r1))
+            self.outside = None
+        else:
+            self.grid, self.outside = _grid_exact(off, norm_size, kernel,
+                                                  stride, padding, dilation,
+                                                  self.gb, (ck.r0, ck.r1))
         self.mask = mask[ck.b0:ck.b1].reshape(
             self.nb, dg, taps, ho, wo)[:, ck.g0:ck.g1, :, ck.r0:ck.r1].reshape(
                 self.nb * self.gb, 1, taps * self.rows, wo)
@@ -259,8 +360,8 @@ def _forward_graph(input: Tensor, offset: Tensor, mask: Tensor,
     c_out = weight.shape[0]
     ho, wo = out_size
     taps = kernel[0] * kernel[1]
-    grid, _ = _grid(offset, (h, w), kernel, stride, padding, dilation, dg,
-                    (0, ho), fused=False)
+    grid = _grid(offset, (h, w), kernel, stride, padding, dilation, dg,
+                 (0, ho), fused=False)
     cols = _sample(input.reshape(n * dg, c // dg, h, w), grid)
     cols = cols * mask.reshape(n * dg, 1, taps * ho, wo)
     out = torch.matmul(
@@ -283,29 +384,32 @@ def _backward(grad_out: Tensor, input: Tensor, offset: Tensor, mask: Tensor,
     ho, wo = out_size
     taps = kernel[0] * kernel[1]
     cpg = c // dg
-    # Sample the input zero-padded (bottom/right) to powers of two: then
-    # (2p + 1) / size is exact and grid_sample recovers an integer
-    # position p exactly, so its one-sided derivative at integer
-    # positions (zero offsets: FaPN's initial state) is mmcv's.  The
-    # padding is zeros, which is what sampling outside reads anyway.
+    # Sample the input zero-padded (bottom/right) to powers of two: then the
+    # grid of _grid_exact is exact (see the module docstring).  The padding
+    # is zeros, which is what sampling outside reads anyway.
     hp, wp = _pow2(h), _pow2(w)
     grad_out = grad_out.contiguous()
-    chunks = list(_chunks(n, dg, ho, cpg * taps * wo, chunk_numel, 'groups'))
-    # chunks are disjoint in (image, group, rows); only a split of the
-    # rows makes two chunks share input pixels
-    rows_split = chunks[0].r1 - chunks[0].r0 < ho
-    grad_x = None
-    if need_x:
-        grad_x = torch.zeros_like(input) if rows_split else \
-            torch.empty_like(input)
+    chunks = _chunks(n, dg, ho, cpg * taps * wo, chunk_numel, 'groups',
+                     torch.get_num_threads())
+    # every (image, group) block is covered first by its chunk with r0 = 0
+    # (which writes its input gradient), then by those of its other row
+    # ranges (which add to it)
+    grad_x = torch.empty_like(input) if need_x else None
     grad_off = torch.empty_like(offset) if need_off else None
     grad_mask = torch.empty_like(mask) if need_mask else None
     grad_w = torch.zeros_like(weight) if need_w else None
+    x_pad, x_pad_key = None, None
     for ck in chunks:
         v = _ChunkView(ck, input, offset, mask, weight, geom,
                        norm_size=(hp, wp))
-        x_pad = v.x if (hp, wp) == (h, w) else F.pad(
-            v.x, (0, wp - w, 0, hp - h))
+        # one padded copy per block of images and groups, reused by its
+        # row ranges
+        key = (ck.b0, ck.b1, ck.g0, ck.g1)
+        if key != x_pad_key:
+            x_pad = None  # free the previous block's copy first
+            x_pad = v.x if (hp, wp) == (h, w) else F.pad(
+                v.x, (0, wp - w, 0, hp - h))
+            x_pad_key = key
         # the sampled columns (nb*gb, cpg, taps*rows, wo); the grid_sample
         # backward reads only its input and grid, so they may be
         # overwritten below
@@ -345,19 +449,18 @@ def _backward(grad_out: Tensor, input: Tensor, offset: Tensor, mask: Tensor,
             if need_x:
                 gx = gx[..., :h, :w].unflatten(0, (v.nb, v.gb))
                 dst = grad_x.view(n, dg, cpg, h, w)[ck.b0:ck.b1, ck.g0:ck.g1]
-                if rows_split:
-                    dst.add_(gx)
-                else:
+                if ck.r0 == 0:
                     dst.copy_(gx)
+                else:
+                    dst.add_(gx)
                 del gx
             if need_off:
-                # mmcv: no offset gradient at y <= -1 or x <= -1
-                # (grid_sample has one at exactly -1, from pixel 0)
                 gg = gg.masked_fill_(v.outside, 0).view(
                     v.nb, v.gb, taps, v.rows, wo, 2)
                 dst = grad_off.view(n, dg, taps, 2, ho, wo)[
                     ck.b0:ck.b1, ck.g0:ck.g1, :, :, ck.r0:ck.r1]
-                # chain rule through the normalisation of _grid
+                # chain rule through the normalisation of _grid (the
+                # rounding of the fraction passes the gradient straight)
                 torch.mul(gg[..., 1], 2.0 / hp, out=dst[:, :, :, 0])
                 torch.mul(gg[..., 0], 2.0 / wp, out=dst[:, :, :, 1])
     return [grad_x, grad_off, grad_mask, grad_w]
@@ -390,5 +493,5 @@ def modulated_deform_conv2d_torch(input: Tensor,
 
 __all__: List[str] = [
     'modulated_deform_conv2d_torch', 'im2col_numel', 'default_chunk_numel',
-    'MIN_CHUNK_NUMEL'
+    'MIN_CHUNK_NUMEL', 'MAX_CHUNK_BYTES'
 ]

@@ -124,18 +124,6 @@ def test_chunking_changes_nothing(chunk_numel, monkeypatch):
         assert len(sizes) > 2
 
 
-def test_default_chunk_is_a_quarter_of_the_im2col():
-    x = torch.zeros(2, 256, 128, 256)
-    w = torch.zeros(256, 256, 3, 3)
-    im2col = 2 * 256 * 9 * 128 * 256
-    assert mdcn_torch.im2col_numel(x, w, (128, 256)) == im2col
-    assert mdcn_torch.default_chunk_numel(x, w, (128, 256)) == im2col // 4
-    # tiny layers run in one piece
-    small = torch.zeros(1, 8, 6, 6)
-    assert mdcn_torch.default_chunk_numel(
-        small, torch.zeros(4, 8, 3, 3), (6, 6)) == mdcn_torch.MIN_CHUNK_NUMEL
-
-
 def test_gradcheck_tiny():
     tensors = _inputs(1, 4, 4, 3, 2, 2, 1, 1, 1, spread=1.5, seed=3)
     leaves = [t.clone().requires_grad_() for t in tensors]
