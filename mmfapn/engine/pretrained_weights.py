@@ -115,8 +115,8 @@ def unloadable_reason(checkpoint: str) -> Optional[str]:
 
     Only what is known for sure: a local file that does not exist or is
     truncated, or a ``torchvision://`` name when torchvision is not
-    installed (or cannot be imported).  A remote checkpoint that is neither cached nor
-    reachable is only found out when it is loaded (see
+    installed (or cannot be imported).  A remote checkpoint that is
+    neither cached nor reachable is only found out when it is loaded (see
     :func:`install_pretrained_weights_check`).
 
     Returns:
