@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-fast clean-venv demo gpu-check model-zoo
+.PHONY: setup test test-fast clean-venv demo gpu-check model-zoo smoke
 
 ## setup: create .venv and install the pinned stack (idempotent, cached)
 setup:
@@ -16,6 +16,16 @@ test: setup
 ## test-fast: the suite without the end-to-end tests marked slow
 test-fast: setup
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
+
+## smoke: setup if needed, then smoke-run one config on CPU: toy data in its
+## format, 2 iterations from scratch, evaluation with its metrics
+## (docs/user_guides/smoke_run.md).  make smoke CONFIG=configs/...py;
+## more flags in SMOKE_ARGS (python tools/misc/smoke_run.py --help).
+CONFIG     ?=
+SMOKE_ARGS ?=
+smoke: setup
+	@test -n "$(CONFIG)" || { echo "make smoke: set CONFIG=path/to/config.py" >&2; exit 2; }
+	$(PY) tools/misc/smoke_run.py $(CONFIG) $(SMOKE_ARGS)
 
 ## demo: setup if needed, then "does FaPN help?": FPN and FaPN with the
 ## same recipe over DEMO_SEEDS paired seeds on a synthetic boundary-heavy
