@@ -185,3 +185,38 @@ def test_preprocess_inside_matches_test_step(tmp_path, tool, test_cfg):
     print(f'preprocess-inside ONNX vs test_step ({test_cfg}): max abs diff '
           f'{diff:.2e}')
     assert diff <= 1e-4
+    if test_cfg is None:
+        _run_the_docs_example(tmp_path, out, info['val'][0][0], logits)
+
+
+def _run_the_docs_example(tmp_path, onnx_file, image_file, expected):
+    """The onnxruntime example of docs/user_guides/deployment.md runs as
+    written, on this file and a toy image under the example's names (the
+    image is already at the file's size, so its resize is the identity)."""
+    import contextlib
+    import io
+    import os
+    import re
+    import shutil
+
+    import numpy as np
+    text = open(osp.join(ROOT, 'docs', 'user_guides',
+                         'deployment.md')).read()
+    snippet = re.findall(r'```python\n(.*?)```', text, re.S)[0]
+    assert "ort.InferenceSession('fapn_rt.onnx'" in snippet
+    run_dir = tmp_path / 'docs_example'
+    run_dir.mkdir()
+    shutil.copy(onnx_file, run_dir / 'fapn_rt.onnx')
+    shutil.copy(image_file,
+                run_dir / 'frankfurt_000000_000294_leftImg8bit.png')
+    cwd, scope = os.getcwd(), {}
+    out = io.StringIO()
+    try:
+        os.chdir(run_dir)
+        with contextlib.redirect_stdout(out):
+            exec(compile(snippet, 'deployment.md', 'exec'), scope)
+    finally:
+        os.chdir(cwd)
+    np.testing.assert_array_equal(scope['logits'], expected)
+    assert scope['labels'].shape == expected.shape[2:]
+    assert out.getvalue().startswith(f'{expected.shape[2:]} [')
