@@ -29,24 +29,30 @@ gradients are disjoint), else blocks of ``min(deform_groups, threads)``
 groups by ranges of output rows, whose input gradients are accumulated.
 PyTorch's CPU ``grid_sample`` (and its backward) parallelises over the
 batch dimension only, which here is images x groups of the chunk: a block
-of at least as many groups as threads keeps every thread busy.  The
-backward holds two chunk-sized buffers at a time (the columns and their
-gradient) plus, for the chunk's images and groups, the input zero-padded
+of at least as many groups as threads keeps every thread busy (with fewer
+groups than threads, e.g. deform_groups 1, the sampling runs on one
+thread).  The backward holds two chunk-sized buffers at a time (the
+columns and their gradient) and a quarter-chunk product for the mask
+gradient, plus, for the chunk's images and groups, the input zero-padded
 to power-of-two sizes (see below) and its gradient.  Extra memory on top
 of inputs, outputs and gradients, in elements:
 
     forward:  chunk_numel + grid and mask of the chunk (3 / C_per_group
               of it)
-    backward: 2 * chunk_numel + 2 * r * (input of the chunk's images and
-              groups) + grid, mask and position temporaries of the chunk
-              (about 6 / C_per_group of it),  r = padded / real input
-              size < 4
+    backward: 2.25 * chunk_numel + 2 * r * (input of the chunk's images
+              and groups) + grid, mask and position temporaries of the
+              chunk (about 6 / C_per_group of it),
+              r = padded / real input size < 4
 
-so with the default chunk at most ``2 * min(im2col / 4, 16 MiB)`` plus
-``2r`` times the input of ``max(1, min(deform_groups, threads))`` groups
-(or of whole images, when those fit in a chunk).  One output row of the
-chunk's groups of one image is the smallest chunk: only when that exceeds
-``chunk_numel`` (very wide maps) does a chunk exceed it.
+The chunk's images and groups hold at most ``chunk_numel / (kh * kw)``
+input elements for stride-1 layers (their columns fit in the chunk) or
+``min(deform_groups, threads)`` groups of one image (row ranges), so with
+the default chunk the backward's extra memory is at most about
+``(2.25 + 2r/9) * min(im2col / 4, 16 MiB)`` for 3x3 stride-1 layers, plus
+``2r`` times the input of ``min(deform_groups, threads)`` groups when rows
+are split.  One output row of the chunk's groups of one image is the
+smallest chunk: only when that exceeds ``chunk_numel`` (very wide maps)
+does a chunk exceed it.
 
 Sampling positions and gradients.  Bilinear sampling has a kink at
 integer positions: the offset gradient (the slope of the interpolant) jumps
@@ -231,31 +237,37 @@ def _grid(offset: Tensor, norm_size: _Pair, kernel: _Pair, stride: _Pair,
 def _exact_constants(pow2_size: _Pair, dtype: torch.dtype,
                      device: torch.device) -> Tuple[Tensor, ...]:
     """Per-axis (x, y) constants of :func:`_grid_exact`: 1/Q, 1/Q - 1,
-    2/S, 1/S - 1 and 2Q/S, all exact in ``dtype`` (powers of two, or one
-    less than one)."""
+    2/S and 2Q/S, exact in ``dtype`` (powers of two, or one less)."""
     size = pow2_size[::-1]
     q = [s * torch.finfo(dtype).eps for s in size]
     values = ([1 / v for v in q], [1 / v - 1 for v in q],
-              [2 / s for s in size], [1 / s - 1 for s in size],
-              [2 * v / s for v, s in zip(q, size)])
+              [2 / s for s in size], [2 * v / s for v, s in zip(q, size)])
     return tuple(
         torch.tensor(v, dtype=dtype, device=device) for v in values)
 
 
 def _grid_exact(offset: Tensor, pow2_size: _Pair, kernel: _Pair,
                 stride: _Pair, padding: _Pair, dilation: _Pair, dg: int,
-                rows: Tuple[int, int]) -> Tuple[Tensor, Tensor]:
+                rows: Tuple[int, int], sub_plane: bool = False
+                ) -> Tuple[Tensor, Tensor, int, int]:
     """The grid of :func:`_grid` (backward), on mmcv's integer cells.
 
-    ``pow2_size``: the power-of-two size of the zero-padded input.  The
-    position ``p`` is computed in pixel units as mmcv does, its fraction
-    rounded to a multiple ``k * Q`` of ``Q = S * eps`` with ``k <= 1/Q - 1``
-    (the cell ``floor(p)`` is kept), and the grid written as
-    ``floor(p) * 2/S + (1/S - 1) + k * 2Q/S``, every term and sum exact:
-    ``grid_sample`` maps it back to exactly ``floor(p) + k * Q``, in any
-    order of operations (see the module docstring).  Also returns a bool
-    tensor (n * dg', kh * kw * rows, W_out, 1) marking positions with
-    y <= -1 or x <= -1, where mmcv has no offset gradient.
+    ``pow2_size``: the power-of-two size (Hp, Wp) of the zero-padded input.
+    The position ``p`` is computed in pixel units as mmcv does, its
+    fraction rounded to a multiple ``k * Q`` of ``Q = S * eps`` with
+    ``k <= 1/Q - 1`` (the cell ``floor(p)`` is kept), and the grid written
+    as ``(floor(p) - origin) * 2/S + (1/S - 1) + k * 2Q/S``, every term and
+    sum exact: ``grid_sample`` maps it back to exactly ``floor(p) - origin
+    + k * Q``, in any order of operations (see the module docstring).
+
+    With ``sub_plane``, the grid addresses only the band of input rows
+    ``[y0, y0 + Hs)`` that the positions can reach (``Hs`` a power of two,
+    ``y0 + Hs <= Hp``; rows beyond the reach read zeros either way), so
+    that the input gradient of a range of output rows is that band, not
+    the whole plane.  Returns the grid (n * dg', kh * kw * rows, W_out, 2),
+    a bool tensor (n * dg', kh * kw * rows, W_out, 1) marking positions
+    with y <= -1 or x <= -1 (mmcv has no offset gradient there), and
+    (y0, Hs) (``(0, Hp)`` without ``sub_plane``).
     """
     n, _, ho, wo = offset.shape
     taps = kernel[0] * kernel[1]
@@ -271,12 +283,24 @@ def _grid_exact(offset: Tensor, pow2_size: _Pair, kernel: _Pair,
     torch.add(off[:, :, :, 0], base_y, out=pos[..., 1])
     shape = (n * dg, taps * (r1 - r0), wo)
     outside = (pos <= -1).any(-1, keepdim=True).view(*shape, 1)
-    inv_q, k_max, scale, shift, step = _exact_constants(
-        pow2_size, dtype, device)
+    hp, wp = pow2_size
+    y0, hs = 0, hp
+    if sub_plane:
+        lo, hi = (float(v) for v in torch.aminmax(pos[..., 1]))
+        if math.isfinite(lo) and math.isfinite(hi):
+            # rows of the bilinear neighbours, clipped to the plane
+            lo = min(max(math.floor(lo), 0), hp - 1)
+            hi = min(max(math.floor(hi) + 1, 0), hp - 1)
+            hs = _pow2(hi - lo + 1)
+            y0 = min(lo, hp - hs)
+    inv_q, k_max, scale, step = _exact_constants((hs, wp), dtype, device)
+    # (2 * (cell - origin) + 1) / S - 1 = cell * 2/S + shift, exact
+    shift = torch.tensor([1 / wp - 1, (1 - 2 * y0) / hs - 1], dtype=dtype,
+                         device=device)
     cell = pos.floor()
     k = pos.sub_(cell).mul_(inv_q).round_().clamp_(max=k_max)
     grid = cell.mul_(scale).add_(shift).addcmul_(k, step)
-    return grid.view(*shape, 2), outside
+    return grid.view(*shape, 2), outside, y0, hs
 
 
 def _sample(x: Tensor, grid: Tensor) -> Tensor:
@@ -287,8 +311,9 @@ def _sample(x: Tensor, grid: Tensor) -> Tensor:
 class _ChunkView:
     """Slices of the inputs belonging to one chunk.
 
-    ``norm_size`` (backward): the size the grid is normalised for, that of
-    the zero-padded input; it also asks for the ``outside`` mask.
+    ``norm_size`` (backward): the size of the zero-padded input, for
+    :func:`_grid_exact` (which also gives the ``outside`` mask and, for a
+    range of rows, the band ``(y0, hs)`` of input rows sampled).
     """
 
     def __init__(self, ck: _Chunk, input, offset, mask, weight, geom,
@@ -310,9 +335,9 @@ class _ChunkView:
                               dilation, self.gb, (ck.r0, ck.r1))
             self.outside = None
         else:
-            self.grid, self.outside = _grid_exact(off, norm_size, kernel,
-                                                  stride, padding, dilation,
-                                                  self.gb, (ck.r0, ck.r1))
+            self.grid, self.outside, self.y0, self.hs = _grid_exact(
+                off, norm_size, kernel, stride, padding, dilation, self.gb,
+                (ck.r0, ck.r1), sub_plane=self.rows < ho)
         self.mask = mask[ck.b0:ck.b1].reshape(
             self.nb, dg, taps, ho, wo)[:, ck.g0:ck.g1, :, ck.r0:ck.r1].reshape(
                 self.nb * self.gb, 1, taps * self.rows, wo)
@@ -389,12 +414,16 @@ def _backward(grad_out: Tensor, input: Tensor, offset: Tensor, mask: Tensor,
     # is zeros, which is what sampling outside reads anyway.
     hp, wp = _pow2(h), _pow2(w)
     grad_out = grad_out.contiguous()
-    chunks = _chunks(n, dg, ho, cpg * taps * wo, chunk_numel, 'groups',
-                     torch.get_num_threads())
-    # every (image, group) block is covered first by its chunk with r0 = 0
-    # (which writes its input gradient), then by those of its other row
-    # ranges (which add to it)
-    grad_x = torch.empty_like(input) if need_x else None
+    chunks = list(
+        _chunks(n, dg, ho, cpg * taps * wo, chunk_numel, 'groups',
+                torch.get_num_threads()))
+    # chunks are disjoint in (image, group, rows); only ranges of rows
+    # share input pixels: their input gradients (bands of rows) are added
+    rows_split = chunks[0].r1 - chunks[0].r0 < ho
+    grad_x = None
+    if need_x:
+        grad_x = torch.zeros_like(input) if rows_split else \
+            torch.empty_like(input)
     grad_off = torch.empty_like(offset) if need_off else None
     grad_mask = torch.empty_like(mask) if need_mask else None
     grad_w = torch.zeros_like(weight) if need_w else None
@@ -410,10 +439,13 @@ def _backward(grad_out: Tensor, input: Tensor, offset: Tensor, mask: Tensor,
             x_pad = v.x if (hp, wp) == (h, w) else F.pad(
                 v.x, (0, wp - w, 0, hp - h))
             x_pad_key = key
+        # the band of input rows this chunk samples (all rows unless the
+        # rows are split)
+        x_band = x_pad if v.hs == hp else x_pad[:, :, v.y0:v.y0 + v.hs]
         # the sampled columns (nb*gb, cpg, taps*rows, wo); the grid_sample
         # backward reads only its input and grid, so they may be
         # overwritten below
-        cols = _sample(x_pad, v.grid)
+        cols = _sample(x_band, v.grid)
         go = [_out_block(grad_out, ck, b) for b in range(v.nb)]
         # d(loss)/d(masked columns), same layout
         if v.nb == 1:
@@ -422,10 +454,15 @@ def _backward(grad_out: Tensor, input: Tensor, offset: Tensor, mask: Tensor,
             g_cols = torch.stack([torch.mm(v.weight.t(), g) for g in go])
         g_cols = g_cols.view_as(cols)
         if need_mask:
-            # sum over channels without a chunk-sized temporary
-            gm = torch.zeros_like(cols[:, 0])
-            for i in range(cpg):
-                gm.addcmul_(g_cols[:, i], cols[:, i])
+            # sum over channels in blocks of a quarter of them: a temporary
+            # of a quarter chunk, and few operators (each is a parallel
+            # region, which costs most on a loaded machine)
+            cb = max(1, cpg // 4)
+            gm = None
+            for i in range(0, cpg, cb):
+                part = (g_cols[:, i:i + cb] * cols[:, i:i + cb]).sum(1)
+                gm = part if gm is None else gm.add_(part)
+                del part
             grad_mask.view(n, dg, taps, ho, wo)[
                 ck.b0:ck.b1, ck.g0:ck.g1, :, ck.r0:ck.r1] = gm.view(
                     v.nb, v.gb, taps, v.rows, wo)
@@ -444,16 +481,18 @@ def _backward(grad_out: Tensor, input: Tensor, offset: Tensor, mask: Tensor,
             # align_corners=False), called directly: a custom op's kernel
             # runs below autograd, so nothing here may rely on autograd
             gx, gg = torch.ops.aten.grid_sampler_2d_backward(
-                g_cols, x_pad, v.grid, 0, 0, False, [need_x, need_off])
+                g_cols, x_band, v.grid, 0, 0, False, [need_x, need_off])
             del g_cols
-            if need_x:
-                gx = gx[..., :h, :w].unflatten(0, (v.nb, v.gb))
-                dst = grad_x.view(n, dg, cpg, h, w)[ck.b0:ck.b1, ck.g0:ck.g1]
-                if ck.r0 == 0:
-                    dst.copy_(gx)
-                else:
+            y1 = min(v.y0 + v.hs, h)
+            if need_x and y1 > v.y0:
+                gx = gx[..., :y1 - v.y0, :w].unflatten(0, (v.nb, v.gb))
+                dst = grad_x.view(n, dg, cpg, h, w)[ck.b0:ck.b1, ck.g0:ck.g1,
+                                                    :, v.y0:y1]
+                if rows_split:
                     dst.add_(gx)
-                del gx
+                else:
+                    dst.copy_(gx)
+            del gx
             if need_off:
                 gg = gg.masked_fill_(v.outside, 0).view(
                     v.nb, v.gb, taps, v.rows, wo, 2)
@@ -461,7 +500,7 @@ def _backward(grad_out: Tensor, input: Tensor, offset: Tensor, mask: Tensor,
                     ck.b0:ck.b1, ck.g0:ck.g1, :, :, ck.r0:ck.r1]
                 # chain rule through the normalisation of _grid (the
                 # rounding of the fraction passes the gradient straight)
-                torch.mul(gg[..., 1], 2.0 / hp, out=dst[:, :, :, 0])
+                torch.mul(gg[..., 1], 2.0 / v.hs, out=dst[:, :, :, 0])
                 torch.mul(gg[..., 0], 2.0 / wp, out=dst[:, :, :, 1])
     return [grad_x, grad_off, grad_mask, grad_w]
 

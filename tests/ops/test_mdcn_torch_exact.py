@@ -233,3 +233,30 @@ def test_default_chunk_is_capped_at_16_mib():
     small = torch.zeros(1, 8, 6, 6)
     assert mdcn_torch.default_chunk_numel(
         small, torch.zeros(4, 8, 3, 3), (6, 6)) == mdcn_torch.MIN_CHUNK_NUMEL
+
+
+def test_row_ranges_take_bands_of_input_rows(monkeypatch):
+    """With rows split, each chunk samples (and takes the gradient of) only
+    the power-of-two band of input rows its positions reach; positions
+    within 1e-5 px of integers keep mmcv's cells there too."""
+    geom, dg = (1, 1, 1), 2
+    tensors = _inputs(1, 8, 32, 8, 4, dg, noise=2e-5, dtype=torch.float32)
+    bands = []
+    real = mdcn_torch._grid_exact
+
+    def spy(*args, **kwargs):
+        out = real(*args, **kwargs)
+        bands.append(out[2:])
+        return out
+
+    monkeypatch.setattr(mdcn_torch, '_grid_exact', spy)
+    with _threads(2):
+        # 2 groups x 4 output rows per chunk: 8 row ranges
+        got = _run('torch-chunked', tensors, geom, dg,
+                   chunk_numel=2 * 4 * 9 * 8 * 4)
+    assert len(bands) == 8
+    # 4 rows, 3x3 taps and offsets of up to 2 px reach up to 12 rows:
+    # bands of 16 (8 where the image edge clips them), not the 32 rows
+    assert sorted(hs for _, hs in bands) == [8] * 2 + [16] * 6, bands
+    monkeypatch.undo()
+    _assert_equal(got, _run('mmcv', tensors, geom, dg), 2e-5)
