@@ -1,8 +1,9 @@
 # Runtime helpers: safe checkpoint loading, atomic checkpoint writes,
 # distributed runs without CUDA, input checks, the tools' config handling.
 # Importing this package (``import mmfapn`` does) installs the first two
-# into mmengine and registers CheckImage, the DDP wrapper and the CPU
-# mixed-precision optimizer wrapper.
+# into mmengine and registers CheckImage, the DDP wrapper, the CPU
+# mixed-precision optimizer wrapper, ExactResumeRunner and ExactResumeHook
+# (registration only: configs select them).
 from .atomic_checkpoint import (AtomicLocalBackend, atomic_write_bytes,
                                 find_latest_checkpoint,
                                 install_atomic_checkpoints, list_checkpoints)
@@ -10,11 +11,14 @@ from .cpu_amp import CPUAmpOptimWrapper
 from .data_checked_runner import DataCheckedRunner
 from .distributed import (DeviceAgnosticDistributedDataParallel,
                           count_sync_batchnorm, setup_distributed)
+from .exact_resume_hook import ExactResumeHook
+from .exact_resume_runner import ExactResumeRunner
 from .input_checks import CheckImage, EmptyDatasetError, build_loop_checked
 from .pretrained_weights import (PretrainedWeightsError,
                                  check_pretrained_weights,
                                  install_pretrained_weights_check,
                                  pretrained_references)
+from .rng_state import capture_rng_state, restore_rng_state
 from .run_config import (build_runner, check_checkpoint_references,
                          checkpoint_references, load_config)
 from .safe_checkpoint import (IncompleteCheckpointError, UnsafeCheckpointError,
@@ -41,5 +45,6 @@ __all__ = [
     'CheckImage', 'EmptyDatasetError', 'build_loop_checked',
     'DataCheckedRunner', 'CPUAmpOptimWrapper', 'PretrainedWeightsError',
     'check_pretrained_weights', 'install_pretrained_weights_check',
-    'pretrained_references'
+    'pretrained_references', 'ExactResumeHook', 'ExactResumeRunner',
+    'capture_rng_state', 'restore_rng_state'
 ]

@@ -33,6 +33,9 @@ methods on ``HistoryBuffer`` and refuses everything else (a real
 ``getattr`` would let a file walk from an allowed object to any attribute).
 The numpy names are also registered under their numpy 2 spelling
 (``numpy._core.multiarray``) so checkpoints written under either numpy load.
+The resume state that :class:`~mmfapn.engine.ExactResumeHook` adds (random
+generator states, seeds) is stored as tuples, ints, floats, strings and
+``uint8`` tensors and needs no entry here.
 
 Local checkpoint paths (mmengine's default ``CheckpointLoader`` scheme) are
 loaded by :func:`load_local_checkpoint`, which passes ``weights_only=True``
@@ -193,8 +196,8 @@ def load_local_checkpoint(filename: str,
             f'refusing to load checkpoint {filename!r}: '
             f'{_why_refused(filename, e)}; loading it could run code. If you '
             'trust its source, extract its state dict once in an isolated '
-            'environment (see README, "Training at scale, resuming, and '
-            'safety")') from None
+            'environment (see docs/reliability.md, "Checkpoint safety")'
+        ) from None
 
 
 def _why_refused(filename: str, error: Exception) -> str:
