@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: setup test test-fast clean-venv demo gpu-check model-zoo smoke
+.PHONY: setup test test-fast clean-venv demo gpu-check model-zoo smoke coverage
 
 ## setup: create .venv and install the pinned stack (idempotent, cached)
 setup:
@@ -63,3 +63,15 @@ gpu-check:
 ## configs' metafile.yml files (tests/docs/test_model_zoo.py fails when stale)
 model-zoo:
 	$(PY) tools/misc/gen_model_zoo.py
+
+## coverage: does FaPN work wherever the installed mmdet/mmseg use FPN?  Every
+## stock config with an FPN gets FaPN (same arguments), builds without
+## weights, one loss + one predict on CPU; resumes COVERAGE_OUT, writes
+## docs/coverage.md.  COVERAGE_JOBS=N worker processes; more flags in
+## COVERAGE_ARGS (python tools/analysis/fapn_coverage.py --help).
+COVERAGE_OUT  ?= work_dirs/coverage/records.jsonl
+COVERAGE_JOBS ?= 1
+COVERAGE_ARGS ?=
+coverage: setup
+	$(PY) tools/analysis/fapn_coverage.py --out $(COVERAGE_OUT) \
+		--jobs $(COVERAGE_JOBS) --markdown docs/coverage.md $(COVERAGE_ARGS)

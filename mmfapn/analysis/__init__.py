@@ -1,0 +1,2 @@
+"""Analyses of mmfapn models: the FaPN coverage sweep of the stock mmdet
+and mmseg configs (:mod:`mmfapn.analysis.coverage`)."""
