@@ -1,7 +1,7 @@
 """One clear line for odd data, where the stack would fail cryptically.
 
 What the stock mmdet/mmseg pipelines and a FaPN model do with odd images
-(measured on the stack in ``SPEC.md`` §4, see ``tests/engine``):
+(see ``tests/engine``):
 
 - sizes that are not multiples of the backbone stride (e.g. 65x97) simply
   work: ResNet rounds up, the FaPN neck interpolates each top-down map to

@@ -50,7 +50,7 @@ def test_neck_param_counts(kwargs, count_params):
 
 
 def test_deltas_over_fpn_match_the_issue():
-    """The Table 1 rows as deltas over FPN (SPEC / issue #9)."""
+    """The Table 1 rows as deltas over FPN (issue #9)."""
     delta = {k: v - FPN_NECK for k, v in NECK_PARAMS.items()}
     assert delta[(('lateral', 'conv'), )] == 3_067_016  # FAM, no FSM
     assert delta[()] == 4_442_504  # FaPN

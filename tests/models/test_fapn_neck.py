@@ -20,7 +20,7 @@ def test_param_count_r50_matches_release(scope, request, count_params):
     neck = registry.build(FAPN_R50)
     assert type(neck) is FaPN
     assert count_params(neck) == 7_786_888
-    # per-component counts of SPEC §1 (C4 level)
+    # per-component counts of the released neck (C4 level)
     c4 = 2
     assert count_params(neck.lateral_convs[c4]) == 1_310_720
     assert count_params(neck.align_modules[c4].offset_fusion) == 131_072

@@ -24,7 +24,7 @@ RT_ROWS = [  # supplement Table 1 rows, and its FLOPs column (G)
     for row, g in (('fpn', 44.5), ('fam', 51.0), ('fam-fsm', 51.0),
                    ('fam-fsm-concat', 51.8))
 ]
-# SPEC: FaPN neck (R50 channels) minus mmdet's FPN neck
+# FaPN neck (R50 channels) minus mmdet's FPN neck
 FAPN_MINUS_FPN = 4442504
 
 

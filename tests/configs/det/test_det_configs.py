@@ -7,7 +7,7 @@ import os.path as osp
 import pytest
 import torch
 
-# SPEC §1: FaPN neck 7,786,888 - mmdet FPN 3,344,384 (four levels, R50/R101
+# Released counts: FaPN neck 7,786,888 - mmdet FPN 3,344,384 (four levels, R50/R101
 # channels).  RetinaNet's pyramid starts at C3: FAMs on C4 and C3 only, and
 # FaPN has no output conv on the top level (-590,080 for FPN's P5 conv).
 CONFIG_ROOT = osp.join(

@@ -9,7 +9,7 @@ ABL = 'point_rend/ablation/'
 ALIGNSEG = 'alignseg/'
 SUFFIX = '_8xb4-65k_cityscapes-512x1024.py'
 FPN_BASE = 'mmseg::point_rend/pointrend_r50_4xb2-80k_cityscapes-512x1024.py'
-# SPEC §1: the detectron2 PointRend R50 FPN model the paper counted; the
+# The detectron2 PointRend R50 FPN model the paper counted; the
 # paper's row values are this base plus each variant's neck delta.
 D2_FPN_R50 = 28_633_000
 

@@ -3,7 +3,7 @@ FaPN's parameters to the mmseg base, and train/infer on odd sizes."""
 import pytest
 import torch
 
-FAPN_MINUS_FPN = 4_442_504  # SPEC §1: 7,786,888 - 3,344,384
+FAPN_MINUS_FPN = 4_442_504  # FaPN neck 7,786,888 - mmdet FPN 3,344,384
 
 CONFIGS = {
     'point_rend/pointrend_r50_fapn_4xb2-80k_cityscapes-512x1024.py':

@@ -19,7 +19,7 @@ DG = 8  # deformable groups
 def hand_count(in_channels, feat=256, out=256, share_offset_norm=True,
                use_fsm=False):
     """Parameters of the released decoder, counted from its structure
-    (SPEC §1 "MaskFormer + FaPN"); GN has a weight and a bias per channel."""
+    (the released MaskFormer + FaPN decoder); GN has a weight and a bias per channel."""
     gn = 2 * feat
     top = in_channels[-1]
     total = top * feat * 9 + gn                  # res5: conv3x3 (no bias)+GN
