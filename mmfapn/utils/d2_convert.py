@@ -83,6 +83,7 @@ against it) and ``proposal_generator.anchor_generator.cell_anchors.*``
 Every other source key must be used and every target key filled, or the
 conversion fails.
 """
+import copy
 import importlib
 import os
 import os.path as osp
@@ -655,6 +656,33 @@ def build_target_model(config: Union[str, 'object']):
     return registry.build(model_cfg), cfg
 
 
+def dataset_meta(cfg) -> Optional[dict]:
+    """The class names (and palette) of the config's test dataset, as
+    mmengine's Runner stores them in ``meta['dataset_meta']``.
+
+    mmdet's ``init_detector`` and mmseg's ``init_model`` read them from a
+    checkpoint; mmseg's fails on PointRend without them.  Read from the
+    dataset class's ``METAINFO`` (updated by the config's ``metainfo``), so
+    the dataset's files need not exist.  None when the config has no test
+    dataset of a registered type.
+    """
+    dataset = (cfg.get('test_dataloader') or {}).get('dataset')
+    while isinstance(dataset, dict) and 'type' in dataset and \
+            isinstance(dataset.get('dataset'), dict):
+        dataset = dataset['dataset']  # dataset wrappers
+    if not isinstance(dataset, dict) or not isinstance(
+            dataset.get('type'), str):
+        return None
+    scope = cfg.get('default_scope', 'mmdet')
+    registry = importlib.import_module(f'{scope}.registry').DATASETS
+    cls = registry.get(dataset['type'])
+    if cls is None or not hasattr(cls, 'METAINFO'):
+        return None
+    meta = copy.deepcopy(dict(cls.METAINFO))
+    meta.update(copy.deepcopy(dict(dataset.get('metainfo') or {})))
+    return meta
+
+
 def default_config(model: str, depth: Union[int, str],
                    configs_root: Optional[str] = None) -> str:
     """The repository's ``*_d2-weights.py`` config for a released model."""
@@ -727,6 +755,9 @@ def convert_d2_checkpoint(src: str,
             task=report.task,
             config=osp.basename(config),
             dropped_keys=sorted(report.dropped))
+        classes = dataset_meta(cfg)
+        if classes is not None:
+            meta['dataset_meta'] = classes
         torch.save({'meta': meta, 'state_dict': state}, dst)
     return report
 

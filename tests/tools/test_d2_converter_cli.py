@@ -66,6 +66,9 @@ def test_cli_converts_and_reports(frcnn_d2_file, converted_frcnn):
     assert 'result: OK' in out
     ckpt = torch.load(dst, map_location='cpu', weights_only=True)
     assert ckpt['meta']['d2_model'] == 'faster_rcnn'
+    from mmdet.datasets import CocoDataset
+    assert ckpt['meta']['dataset_meta']['classes'] == \
+        CocoDataset.METAINFO['classes']
     state = ckpt['state_dict']
     assert torch.equal(state['neck.align_modules.0.dcn.conv_offset.weight'],
                        d2['backbone.fan_align2.dcpack_L2.conv_offset_mask.'

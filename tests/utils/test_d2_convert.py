@@ -508,3 +508,21 @@ def test_shape_mismatch_is_reported(tmp_path):
 def test_no_config_for_unreleased_model():
     with pytest.raises(D2ConversionError, match='point_rend R-101'):
         default_config('point_rend', 101)
+
+
+def test_converted_point_rend_semantic_loads_with_init_model(tmp_path):
+    """The converted file carries the test dataset's classes and palette
+    in ``meta['dataset_meta']``, so mmseg's ``init_model`` (which fails on
+    PointRend without them) loads it."""
+    from mmseg.apis import init_model
+    from mmseg.datasets import CityscapesDataset
+
+    src, dst = tmp_path / 'model_final.pth', tmp_path / 'converted.pth'
+    torch.save({'model': d2_fapn_state_dict('point_rend_semantic',
+                                            with_buffers=False)}, src)
+    report = convert_d2_checkpoint(str(src), str(dst))
+    meta = torch.load(dst, weights_only=True)['meta']['dataset_meta']
+    assert meta['classes'] == CityscapesDataset.METAINFO['classes']
+    assert len(meta['palette']) == 19
+    model = init_model(report.config, str(dst), device='cpu')
+    assert model.dataset_meta['classes'] == meta['classes']
