@@ -144,20 +144,28 @@ def test_runner_other_init_errors_are_left_alone(tiny_fapn_seg_config,
         runner.train()
 
 
-@pytest.mark.parametrize('case', ['torchvision', 'missing-file'])
-def test_train_tool_exits_with_one_line(tiny_fapn_seg_config, tmp_path,
-                                        case):
-    """``tools/train.py`` in a subprocess: exit status 1 and exactly one
-    line on stderr, nothing trained."""
-    if case == 'torchvision':
-        # simulate an environment without torchvision
-        (tmp_path / 'sitecustomize.py').write_text(
-            "import sys\nsys.modules['torchvision'] = None\n")
-        checkpoint, reason = TV, 'torchvision is not installed'
-    else:
-        checkpoint, reason = str(tmp_path / 'r18.pth'), 'file not found'
+def test_runner_train_names_a_missing_file(tiny_fapn_seg_config, tmp_path):
+    missing = str(tmp_path / 'r18.pth')
     config = _child(tmp_path, tiny_fapn_seg_config,
-                    dict(type='Pretrained', checkpoint=checkpoint))
+                    dict(type='Pretrained', checkpoint=missing))
+    runner = _runner(config, tmp_path / 'work')
+    with pytest.raises(PretrainedWeightsError) as info:
+        runner.train()
+    assert str(info.value) == (
+        f"config model.backbone.init_cfg.checkpoint='{missing}': pretrained "
+        'weights cannot be loaded (file not found); to train from scratch: '
+        '--cfg-options model.backbone.init_cfg=None')
+
+
+def test_train_tool_exits_with_one_line(tiny_fapn_seg_config, tmp_path):
+    """``tools/train.py`` in a subprocess without torchvision: exit status 1
+    and exactly one line on stderr, nothing trained (a missing file takes
+    the same path: tests/tools/test_train_tools.py)."""
+    # simulate an environment without torchvision
+    (tmp_path / 'sitecustomize.py').write_text(
+        "import sys\nsys.modules['torchvision'] = None\n")
+    config = _child(tmp_path, tiny_fapn_seg_config,
+                    dict(type='Pretrained', checkpoint=TV))
     # (the stack's own deprecation warnings silenced: the error is the line)
     env = dict(PATH='/usr/bin:/bin', PYTHONPATH=str(tmp_path),
                OMP_NUM_THREADS='1', PYTHONWARNINGS='ignore')
@@ -168,8 +176,9 @@ def test_train_tool_exits_with_one_line(tiny_fapn_seg_config, tmp_path,
         cwd=str(tmp_path))
     assert proc.returncode == 1, proc.stderr[-3000:]
     assert proc.stderr.splitlines() == [
-        f"train.py: error: config model.backbone.init_cfg.checkpoint="
-        f"{checkpoint!r}: pretrained weights cannot be loaded ({reason}); "
-        'to train from scratch: --cfg-options model.backbone.init_cfg=None'
+        "train.py: error: config model.backbone.init_cfg.checkpoint="
+        "'torchvision://resnet18': pretrained weights cannot be loaded "
+        '(torchvision is not installed); to train from scratch: '
+        '--cfg-options model.backbone.init_cfg=None'
     ], proc.stderr[-3000:]
     assert not list((tmp_path / 'work').glob('**/*.pth'))
