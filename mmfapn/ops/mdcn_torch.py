@@ -31,15 +31,16 @@ PyTorch's CPU ``grid_sample`` (and its backward) parallelises over the
 batch dimension only, which here is images x groups of the chunk: a block
 of at least as many groups as threads keeps every thread busy (with fewer
 groups than threads, e.g. deform_groups 1, the sampling runs on one
-thread).  The backward holds two chunk-sized buffers at a time (the
-columns and their gradient) and a quarter-chunk product for the mask
-gradient, plus, for the chunk's images and groups, the input zero-padded
-to power-of-two sizes (see below) and its gradient.  Extra memory on top
+thread).  The backward holds three chunk-sized buffers at a time (the
+columns, their gradient and, briefly, their product for the mask
+gradient) plus, for the chunk's images and groups, the input zero-padded
+to power-of-two sizes (see below) and its gradient (of the band of rows
+sampled, when rows are split).  Extra memory on top
 of inputs, outputs and gradients, in elements:
 
     forward:  chunk_numel + grid and mask of the chunk (3 / C_per_group
               of it)
-    backward: 2.25 * chunk_numel + 2 * r * (input of the chunk's images
+    backward: 3 * chunk_numel + 2 * r * (input of the chunk's images
               and groups) + grid, mask and position temporaries of the
               chunk (about 6 / C_per_group of it),
               r = padded / real input size < 4
@@ -48,7 +49,7 @@ The chunk's images and groups hold at most ``chunk_numel / (kh * kw)``
 input elements for stride-1 layers (their columns fit in the chunk) or
 ``min(deform_groups, threads)`` groups of one image (row ranges), so with
 the default chunk the backward's extra memory is at most about
-``(2.25 + 2r/9) * min(im2col / 4, 16 MiB)`` for 3x3 stride-1 layers, plus
+``(3 + 2r/9) * min(im2col / 4, 16 MiB)`` for 3x3 stride-1 layers, plus
 ``2r`` times the input of ``min(deform_groups, threads)`` groups when rows
 are split.  One output row of the chunk's groups of one image is the
 smallest chunk: only when that exceeds ``chunk_numel`` (very wide maps)
@@ -454,15 +455,10 @@ def _backward(grad_out: Tensor, input: Tensor, offset: Tensor, mask: Tensor,
             g_cols = torch.stack([torch.mm(v.weight.t(), g) for g in go])
         g_cols = g_cols.view_as(cols)
         if need_mask:
-            # sum over channels in blocks of a quarter of them: a temporary
-            # of a quarter chunk, and few operators (each is a parallel
-            # region, which costs most on a loaded machine)
-            cb = max(1, cpg // 4)
-            gm = None
-            for i in range(0, cpg, cb):
-                part = (g_cols[:, i:i + cb] * cols[:, i:i + cb]).sum(1)
-                gm = part if gm is None else gm.add_(part)
-                del part
+            # sum over channels of a chunk-sized product: two operators
+            # (each is a parallel region, which costs most on a loaded
+            # machine) for one more chunk of memory
+            gm = torch.mul(g_cols, cols).sum(1)
             grad_mask.view(n, dg, taps, ho, wo)[
                 ck.b0:ck.b1, ck.g0:ck.g1, :, ck.r0:ck.r1] = gm.view(
                     v.nb, v.gb, taps, v.rows, wo)
