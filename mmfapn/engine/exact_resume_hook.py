@@ -194,9 +194,10 @@ class ExactResumeHook(Hook):
     # -- what one rank saves ------------------------------------------------
     def _local_state(self, runner) -> Dict:
         state = capture_rng_state()
-        dataloader = runner.train_loop.dataloader
-        sampler = _sampler(dataloader)
-        state['sampler_seed'] = getattr(sampler, 'seed', None)
+        loop = getattr(runner, '_train_loop', None)
+        # (runner.train_loop would build a loop that is still a config)
+        dataloader = loop.dataloader if isinstance(loop, BaseLoop) else None
+        state['sampler_seed'] = getattr(_sampler(dataloader), 'seed', None)
         state['worker_seed'] = _worker_seed(dataloader)
         return state
 
