@@ -10,7 +10,8 @@
 
 ``--resume`` without a path resumes from the newest *complete* checkpoint
 in the work directory (see ``mmfapn.engine.find_latest_checkpoint``); with a
-path, from that checkpoint.  Multi-process: ``tools/dist_train.sh``,
+path, from that checkpoint.  The resumed run continues the interrupted one
+bit for bit (the configs' ``ExactResumeRunner``; docs/reliability.md).  Multi-process: ``tools/dist_train.sh``,
 ``tools/slurm_train.sh``; without CUDA they use gloo and plain BN.
 """
 import argparse
