@@ -485,10 +485,13 @@ REASONS = (
         r'cudnn|device cpu not found|cpu (is )?not supported', re.I)),
     ('optional dependency not installed', re.compile(
         r'ModuleNotFoundError|ImportError|No module named|is not installed|'
-        r'Please install|not in the \w+ registry|not a registered', re.I)),
+        r'Please install|pip install|mim install|not in the \w+ registry|'
+        r'not a registered', re.I)),
     ('weights or files needed at build time', re.compile(
         r'checkpoint|ckpt|pretrained|download|FileNotFoundError|'
         r'No such file|URLError|HTTP', re.I)),
+    ('needs larger images than the sweep\'s (a kernel larger than a '
+     'feature map)', re.compile(r'smaller than kernel', re.I)),
     ('the stock config does not build (an mmdet/mmseg bug)', re.compile(
         r'__init__\(\) (missing|got an unexpected)', re.I)),
 )
@@ -497,15 +500,15 @@ REASONS = (
 def classify_reason(stock: Dict[str, Any], model_type: str = '') -> str:
     """Why the stock FPN model fails too, from its error (``error``,
     ``error_type``, ``stage``) and the model's type."""
+    text = f'{stock.get("error_type", "")} {stock.get("error", "")}'
+    for reason, pattern in REASONS:
+        if pattern.search(text):
+            return reason
     if model_type in SEMI_SUPERVISED:
         return ('semi-supervised: trains on multi-branch (supervised and '
                 'unsupervised) batches, not a plain image batch')
     if model_type in VIDEO:
         return 'video / tracking model: needs video clips, not image batches'
-    text = f'{stock.get("error_type", "")} {stock.get("error", "")}'
-    for reason, pattern in REASONS:
-        if pattern.search(text):
-            return reason
     return (f'the stock FPN model fails too, at {stock.get("stage")} '
             '(the sweep\'s generic batch or CPU run does not fit this model)')
 

@@ -110,8 +110,7 @@ def figure(records: Dict[str, dict]) -> str:
     s = summary(records)
     meta = _meta(records)
     vers = meta.get('versions', {})
-    total = max([m.get('configs', 0) for m in records.get('_meta') or []]
-                + [0])
+    total = _total(records)
     partial = '' if s['configs'] >= total else (
         f'INCOMPLETE SWEEP ({s["configs"]} of {total} configs recorded so '
         'far): ')
@@ -121,6 +120,12 @@ def figure(records: Dict[str, dict]) -> str:
             f'fail because of FaPN (mmdet {vers.get("mmdet", "?")}, '
             f'mmsegmentation {vers.get("mmseg", "?")}, '
             f'swept {meta.get("date", "?")})')
+
+
+def _total(records: Dict[str, dict]) -> int:
+    """Configs the sweep(s) set out to check."""
+    return max([m.get('configs', 0) for m in records.get('_meta') or []]
+               + [0])
 
 
 def _meta(records: Dict[str, dict]) -> dict:
@@ -147,6 +152,7 @@ def render(records: Dict[str, dict]) -> str:
     s = summary(records)
     meta = _meta(records)
     vers = meta.get('versions', {})
+    total = _total(records)
     rows = sorted((r for k, r in records.items() if not k.startswith('_')),
                   key=lambda r: r['config'])
     fpn_rows = [r for r in rows if r['status'] in (
@@ -157,9 +163,11 @@ def render(records: Dict[str, dict]) -> str:
            'Stack: ' + ', '.join(f'{k} {v}' for k, v in vers.items()) +
            f'; CPU, {meta.get("jobs", "?")} worker(s) of '
            f'{meta.get("threads", "?")} thread(s) each.  Of the '
-           f'{s["configs"]} configs shipped, {s["fpn"]} have an FPN, '
-           f'{s["no_fpn"]} have none (other necks listed at the end) and '
-           f'{s["config_error"]} do not load.', '',
+           f'{max(total, s["configs"])} configs shipped, {s["fpn"]} have an '
+           f'FPN, {s["no_fpn"]} have none (other necks listed at the end) '
+           f'and {s["config_error"]} do not load.  Column *s*: wall-clock '
+           'seconds of the FaPN check (build, init, loss, predict) on the '
+           'machine of the sweep.', '',
            'Regenerate this page with `make coverage` (see the end).', '',
            METHOD]
     by_task = collections.defaultdict(collections.Counter)
