@@ -66,17 +66,53 @@ def test_second_setup_is_a_no_op():
 
 
 def test_setup_check_fails_loudly_without_compiled_ops(tmp_path):
-    """`tools/setup_env.sh --check` names the missing ops and the remedy."""
+    """`tools/setup_env.sh --check` names the missing ops and the remedy;
+    it checks the environment named by VENV= and says so."""
+    venv = dict(os.environ, VENV=sys.prefix)  # this interpreter's venv
     ok = subprocess.run(['bash', str(ROOT / 'tools/setup_env.sh'), '--check'],
-                        capture_output=True, text=True, timeout=300)
+                        capture_output=True, text=True, timeout=300,
+                        env=venv)
     assert ok.returncode == 0, ok.stderr
     assert '(ops ok)' in ok.stdout
+    assert f'[setup] checking {sys.prefix}/bin/python (VENV={sys.prefix})' \
+        in ok.stdout
+    assert '[setup] torchvision: ' in ok.stdout
     # simulate an mmcv built without ops: mmcv._ext cannot be imported
     (tmp_path / 'sitecustomize.py').write_text(
         "import sys\nsys.modules['mmcv._ext'] = None\n")
-    env = dict(os.environ, PYTHONPATH=str(tmp_path))
+    env = dict(venv, PYTHONPATH=str(tmp_path))
     bad = subprocess.run(['bash', str(ROOT / 'tools/setup_env.sh'), '--check'],
                          capture_output=True, text=True, timeout=300, env=env)
     assert bad.returncode != 0
     assert 'compiled ops are missing' in bad.stderr
     assert 'mmcv._ext' in bad.stderr and 'rerun' in bad.stderr
+
+
+def test_setup_check_defaults_to_the_active_interpreter(tmp_path):
+    """Without VENV=, --check checks the active virtual environment
+    (VIRTUAL_ENV), else python3 on PATH, and names it; here one without
+    mmcv, which fails at once with the remedy."""
+    fake = tmp_path / 'other-venv'
+    (fake / 'bin').mkdir(parents=True)
+    (fake / 'bin' / 'python').write_text(
+        '#!/bin/sh\n'
+        'echo "ModuleNotFoundError: No module named mmcv" >&2; exit 1\n')
+    (fake / 'bin' / 'python').chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k != 'VENV'}
+    env['VIRTUAL_ENV'] = str(fake)
+    res = subprocess.run(['bash', str(ROOT / 'tools/setup_env.sh'),
+                          '--check'], capture_output=True, text=True,
+                         timeout=120, env=env)
+    assert res.returncode != 0
+    assert (f'[setup] checking {fake}/bin/python (the active virtual '
+            f'environment, VIRTUAL_ENV={fake})') in res.stdout
+    assert f'mmcv is not installed for {fake}/bin/python' in res.stderr
+    assert "run 'make setup'" in res.stderr
+    env.pop('VIRTUAL_ENV')
+    env['PYTHON'] = str(fake / 'bin' / 'python')
+    res = subprocess.run(['bash', str(ROOT / 'tools/setup_env.sh'),
+                          '--check'], capture_output=True, text=True,
+                         timeout=120, env=env)
+    assert res.returncode != 0
+    assert (f'[setup] checking {fake}/bin/python ({fake}/bin/python on '
+            'PATH; no virtual environment is active') in res.stdout

@@ -26,10 +26,24 @@
 #   with MMFAPN_MMCV_FALLBACK=no-ops a failed or stopped build installs mmcv
 #   without compiled ops (mmfapn then runs its PyTorch DCN path; mmdet and
 #   mmseg models need the ops) and records why in $VENV/.mmcv-no-ops.
+#
+# torchvision (only for `torchvision://` pretrained weights of stock
+# configs): the release matching the installed torch (torch 2.N ->
+# torchvision 0.(N+15)) is tried once per environment; it is kept only if
+# its compiled ops load (`torchvision.ops.nms`), else removed again and
+# the script says so: PyPI's Linux torchvision wheels are built against
+# CUDA torch and do not import with the CPU torch (a local checkpoint or
+# `init_cfg=None` then replaces torchvision:// weights).
+#
+# --check: re-verify an installed environment without installing:
+# the interpreter of VENV=DIR if given, else of the active virtual
+# environment ($VIRTUAL_ENV), else $PYTHON (python3) on PATH; it prints
+# which one it checked.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+VENV_GIVEN="${VENV:-}"  # --check: set only when the caller names one
 VENV="${VENV:-$ROOT/.venv}"
 PYTHON="${PYTHON:-python3}"
 CACHE="${MMFAPN_WHEEL_CACHE:-$HOME/.cache/mmfapn/wheels}"
@@ -43,6 +57,9 @@ die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
 
 check_ops() {
   local err
+  if ! err="$("$PY" -c 'import mmcv' 2>&1)"; then
+    die "mmcv is not installed for $PY (${err##*$'\n'}): run 'make setup', or name the environment to check with VENV=DIR"
+  fi
   if ! err="$("$PY" -c 'from mmcv.ops import ModulatedDeformConv2d; import mmcv._ext' 2>&1)"; then
     die "mmcv is installed but its compiled ops are missing (${err##*$'\n'}). \
 Delete $WHEEL_DIR and rerun 'make setup'; the build must use --no-build-isolation with torch installed."
@@ -59,6 +76,52 @@ print(f"[setup] torch {torch.__version__}, mmcv {mmcv.__version__} (ops ok), "
 PY
 }
 
+# torchvision: "VERSION (ops ok)" if it imports and its ops run, else why not
+torchvision_status() {
+  "$PY" - <<'PY' 2>/dev/null || echo "cannot be checked"
+import importlib.util
+if importlib.util.find_spec('torchvision') is None:
+    print('not installed')
+else:
+    try:
+        import torch, torchvision
+        torchvision.ops.nms(torch.zeros(1, 4), torch.ones(1), 0.5)
+        print(f'{torchvision.__version__} (ops ok)')
+    except Exception as e:
+        print(f'broken: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ""}')
+PY
+}
+
+# Try the torchvision release that matches torch; keep it only if its ops
+# load.  A release that does not load is recorded (tried once per torch
+# version: the cached path stays fast).  Never fails the set-up.
+install_torchvision() {
+  local torch_v tv_spec status marker="$VENV/.torchvision-unavailable"
+  status="$(torchvision_status)"
+  if [[ "$status" == *"(ops ok)" ]]; then say "torchvision $status"; return 0; fi
+  torch_v="$("$PY" -c 'import torch; print(torch.__version__.split("+")[0])')"
+  if [[ -f "$marker" && "$(head -n1 "$marker")" == "torch $torch_v" ]]; then
+    say "torchvision: none works with torch $torch_v here ($(tail -n1 "$marker")); torchvision:// pretrained weights cannot be loaded (train from scratch with init_cfg=None, or give a local checkpoint)"
+    return 0
+  fi
+  tv_spec="$("$PY" -c 'import torch; v = torch.__version__.split("+")[0].split("."); print(f"torchvision==0.{int(v[1]) + 15}.*" if v[0] == "2" else "")')"
+  local why=""
+  if [[ -z "$tv_spec" ]]; then
+    why="no known torchvision release for torch $torch_v"
+  elif ! "${PIP[@]}" --no-deps "$tv_spec" >/dev/null 2>&1; then
+    # not recorded: the index may be unreachable only this time
+    say "torchvision: not installed: $tv_spec could not be installed from the configured package index; torchvision:// pretrained weights cannot be loaded (train from scratch with init_cfg=None, or give a local checkpoint)"
+    return 0
+  else
+    status="$(torchvision_status)"
+    if [[ "$status" == *"(ops ok)" ]]; then say "torchvision $status"; rm -f "$marker"; return 0; fi
+    why="$tv_spec does not load with torch $("$PY" -c 'import torch; print(torch.__version__)') ($status)"
+    "$PY" -m pip uninstall -q -y torchvision >/dev/null 2>&1 || true
+  fi
+  printf 'torch %s\n%s\n' "$torch_v" "$why" > "$marker"
+  say "torchvision: not installed: $why; torchvision:// pretrained weights cannot be loaded (train from scratch with init_cfg=None, or give a local checkpoint)"
+}
+
 inputs_hash() {
   { cat requirements.txt setup.cfg pyproject.toml tools/setup_env.sh 2>/dev/null
     # an offline (wheelhouse) install is another environment
@@ -67,8 +130,20 @@ inputs_hash() {
 }
 STAMP="$VENV/.mmfapn-setup-$(inputs_hash)"
 if [[ "${1:-}" == "--check" ]]; then  # verify an existing environment only
-  PY="$VENV/bin/python"; WHEEL_DIR="$CACHE"
-  check_ops; check_stack; exit 0
+  if [[ -n "$VENV_GIVEN" ]]; then
+    PY="$VENV_GIVEN/bin/python"; WHICH="VENV=$VENV_GIVEN"
+  elif [[ -n "${VIRTUAL_ENV:-}" ]]; then
+    PY="$VIRTUAL_ENV/bin/python"; WHICH="the active virtual environment, VIRTUAL_ENV=$VIRTUAL_ENV"
+  else
+    PY="$(command -v "$PYTHON" || echo "$PYTHON")"
+    WHICH="$PYTHON on PATH; no virtual environment is active, VENV=$ROOT/.venv checks the repository's"
+  fi
+  [[ -x "$PY" ]] || die "--check: no python at $PY ($WHICH)"
+  say "checking $PY ($WHICH)"
+  WHEEL_DIR="$CACHE"
+  check_ops; check_stack
+  say "torchvision: $(torchvision_status)"
+  exit 0
 fi
 if [[ -f "$STAMP" ]]; then
   say "environment up to date ($VENV)"
@@ -266,5 +341,6 @@ if [[ -f "$VENV/.mmcv-no-ops" ]]; then
   exit 0
 fi
 check_stack
+install_torchvision
 touch "$STAMP"
 say "done"
