@@ -117,7 +117,8 @@ model = dict(
     backbone=dict(depth=18, init_cfg=None),
     neck=dict(type='FaPN', in_channels=[64, 128, 256, 512], out_channels=32),
     decode_head=dict(in_channels=[32] * 4, channels=16, dropout_ratio=0.0))
-# no random augmentation: a resumed run must repeat the uninterrupted one
+# no random augmentation: keeps these tool tests cheap and independent of
+# the exact-resume machinery, which tests/engine/test_resume_exact.py covers
 pipeline = [dict(type='LoadImageFromFile'), dict(type='LoadAnnotations'),
             dict(type='PackSegInputs')]
 train_dataloader = dict(
