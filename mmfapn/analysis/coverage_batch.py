@@ -5,7 +5,8 @@ Two synthetic scenes (:func:`mmfapn.datasets.render_scene`), one square
 and one of odd size, as the toolboxes' loaders hand them to a data
 preprocessor: uint8 BGR images and data samples with ground truth (boxes,
 labels, bitmap masks and a semantic map for mmdet, plus jittered-box
-proposals for detectors without an RPN; a semantic map for mmseg).  mmseg's
+proposals for two-stage detectors without an RPN; a semantic map for
+mmseg).  mmseg's
 data preprocessor requires equal sizes at test time, so its predict batch
 is two odd-sized images.
 """
@@ -107,7 +108,11 @@ def make_batch(toolbox: str, model: nn.Module, train: bool,
         sem = semantic.clone()
         sem[sem == scene.background] = num_classes if num_stuff else 255
         sample.gt_sem_seg = PixelData(sem_seg=sem)
-        sample.proposals = _proposals(boxes, h, w, rng)
+        if getattr(model, 'with_rpn', None) is False:
+            # a two-stage detector without RPN (Fast R-CNN) reads its
+            # proposals from the data sample; any other two-stage detector
+            # would use them instead of its RPN at predict time
+            sample.proposals = _proposals(boxes, h, w, rng)
         samples.append(sample)
     return dict(inputs=inputs, data_samples=samples)
 
