@@ -364,10 +364,12 @@ def _forward(input: Tensor, offset: Tensor, mask: Tensor, weight: Tensor,
     n, c = input.shape[:2]
     c_out = weight.shape[0]
     ho, wo = out_size
-    if bias is None:
-        out = input.new_zeros(n, c_out, ho, wo)
-    else:
-        out = bias.view(1, c_out, 1, 1).expand(n, c_out, ho, wo).contiguous()
+    # a new tensor in every case: the chunks accumulate into it in place
+    # (``expand(...).contiguous()`` of a 1x1 output for one image would be
+    # the bias itself)
+    out = input.new_zeros(n, c_out, ho, wo)
+    if bias is not None:
+        out += bias.view(1, c_out, 1, 1)
     unit_row = (c // dg) * kernel[0] * kernel[1] * wo
     for ck in _chunks(n, dg, ho, unit_row, chunk_numel):
         v = _ChunkView(ck, input, offset, mask, weight, geom)

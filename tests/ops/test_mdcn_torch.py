@@ -243,3 +243,24 @@ def test_torch_path_equals_mmcv_on_cuda(case):
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9,
                                    msg=lambda m: f'{name}: {m}')
     assert mdc.resolve_impl('auto', tensors[0].device) == 'mmcv'
+
+
+def test_one_by_one_output_of_one_image_leaves_bias_alone():
+    """A 1x1 output for a batch of one has the bias's shape: the output
+    must still be a new tensor (it used to be the bias itself, accumulated
+    into in place, which the custom op's aliasing check refuses)."""
+    from mmfapn.ops.modulated_deform_conv import modulated_deform_conv2d
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 16, 1, 1, generator=g)
+    offset = torch.randn(1, 2 * 2 * 9, 1, 1, generator=g)
+    mask = torch.rand(1, 2 * 9, 1, 1, generator=g)
+    weight = torch.randn(16, 16, 3, 3, generator=g)
+    bias = torch.randn(16, generator=g)
+    kept = bias.clone()
+    with torch.no_grad():
+        out = modulated_deform_conv2d(x, offset, mask, weight, bias, 1, 1, 1,
+                                      2, impl='torch')
+        ref = modulated_deform_conv2d(x, offset, mask, weight, bias, 1, 1, 1,
+                                      2, impl='mmcv')
+    assert torch.equal(bias, kept)
+    torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
