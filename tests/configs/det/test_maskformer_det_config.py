@@ -18,6 +18,9 @@ def test_only_the_pixel_decoder_differs(det_config, det_stock_base,
     fapn, stock = fapn_cfg.to_dict(), stock_cfg.to_dict()
     for cfg in (fapn, stock):
         cfg.pop('custom_imports', None)
+    # every mmfapn config runs with exact resumption (configs/_base_)
+    assert fapn.pop('runner_type') == 'ExactResumeRunner'
+    assert 'runner_type' not in stock
     fapn_dec = fapn['model']['panoptic_head']['pixel_decoder']
     stock_dec = stock['model']['panoptic_head']['pixel_decoder']
     assert fapn_dec.pop('type') == 'FaPNPixelDecoder'
