@@ -7,8 +7,10 @@ small objects: the kind of outline that coarse-to-fine upsampling blurs.
 Everything is drawn with numpy from a seeded generator, so a seed gives the
 same scene everywhere.
 """
+import os
+import os.path as osp
 from dataclasses import dataclass, field
-from typing import List, Optional, Tuple
+from typing import Callable, List, Optional, Tuple
 
 import numpy as np
 
@@ -154,3 +156,40 @@ def render_scene(height: int,
     image = np.clip(image, 0, 255).astype(np.uint8)
     return SyntheticScene(image, semantic, instances,
                           255 if background is None else background)
+
+
+def write_image_label_split(owner: str, img_dir: str, ann_dir: str,
+                            count: int, seed: int, split_id: int,
+                            scene: Callable[[int], Tuple[np.ndarray,
+                                                         np.ndarray]],
+                            stem: Callable[[int], str],
+                            ann_suffix: str) -> List[Tuple[str, str]]:
+    """Write ``count`` generated (JPEG image, 8-bit PNG label map) pairs of
+    one split, the layout of ADE20K and COCO-Stuff-10K.
+
+    Scene ``i`` is ``scene(s)`` with ``s`` drawn from ``(seed, split_id,
+    i)``, so each split and image has its own reproducible scene.  Images
+    are RGB arrays (written as BGR JPEG, quality 95, lossy as the real
+    datasets ship); the label map is the ground truth.  A failed write
+    raises ``OSError`` naming ``owner`` and the file.
+
+    Returns:
+        list[tuple[str, str]]: (image path, label path) per image.
+    """
+    import cv2
+    os.makedirs(img_dir, exist_ok=True)
+    os.makedirs(ann_dir, exist_ok=True)
+    pairs: List[Tuple[str, str]] = []
+    for i in range(count):
+        scene_seed = int(np.random.SeedSequence(
+            [seed, split_id, i]).generate_state(1)[0])
+        image, labels = scene(scene_seed)
+        img_path = osp.join(img_dir, stem(i) + '.jpg')
+        ann_path = osp.join(ann_dir, stem(i) + ann_suffix)
+        if not cv2.imwrite(img_path, image[..., ::-1].copy(),
+                           [cv2.IMWRITE_JPEG_QUALITY, 95]):
+            raise OSError(f'{owner}: cannot write {img_path}')
+        if not cv2.imwrite(ann_path, labels):
+            raise OSError(f'{owner}: cannot write {ann_path}')
+        pairs.append((img_path, ann_path))
+    return pairs

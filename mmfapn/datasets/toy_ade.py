@@ -24,12 +24,12 @@ Training and validation images use disjoint seeds.
 """
 import os
 import os.path as osp
-from typing import Dict, List, Tuple
+from typing import Dict, Tuple
 
-import cv2
 import numpy as np
 
-from .synthetic import check_int, render_scene
+from .synthetic import (check_int, render_scene,
+                         write_image_label_split)
 
 ADE_NUM_CLASSES = 150
 OTHER = 0
@@ -107,26 +107,11 @@ def write_toy_ade(root: str,
         num_classes=num_classes)
     counts = (num_train, num_val)
     for split_id, ((split, prefix), count) in enumerate(zip(SPLITS, counts)):
-        img_dir = osp.join(root, 'images', split)
-        ann_dir = osp.join(root, 'annotations', split)
-        os.makedirs(img_dir, exist_ok=True)
-        os.makedirs(ann_dir, exist_ok=True)
-        pairs: List[Tuple[str, str]] = []
-        for i in range(count):
-            scene_seed = int(np.random.SeedSequence(
-                [seed, split_id, i]).generate_state(1)[0])
-            image, labels = toy_ade_scene(height, width, num_classes,
-                                          scene_seed)
-            stem = f'ADE_{prefix}_{i + 1:08d}'
-            img_path = osp.join(img_dir, stem + '.jpg')
-            ann_path = osp.join(ann_dir, stem + '.png')
-            # cv2 writes BGR; JPEG as ADE20K ships (lossy: the label map,
-            # a single-channel 8-bit PNG, is the ground truth)
-            if not cv2.imwrite(img_path, image[..., ::-1].copy(),
-                               [cv2.IMWRITE_JPEG_QUALITY, 95]):
-                raise OSError(f'write_toy_ade: cannot write {img_path}')
-            if not cv2.imwrite(ann_path, labels):
-                raise OSError(f'write_toy_ade: cannot write {ann_path}')
-            pairs.append((img_path, ann_path))
+        # JPEG as ADE20K ships (lossy: the label map is the ground truth)
+        pairs = write_image_label_split(
+            'write_toy_ade', osp.join(root, 'images', split),
+            osp.join(root, 'annotations', split), count, seed, split_id,
+            lambda s: toy_ade_scene(height, width, num_classes, s),
+            lambda i, prefix=prefix: f'ADE_{prefix}_{i + 1:08d}', '.png')
         result[split] = pairs
     return result

@@ -21,12 +21,12 @@ images use disjoint seeds.
 """
 import os
 import os.path as osp
-from typing import Dict, List, Tuple
+from typing import Dict, Tuple
 
-import cv2
 import numpy as np
 
-from .synthetic import check_int, render_scene
+from .synthetic import (check_int, render_scene,
+                         write_image_label_split)
 
 COCO_STUFF_NUM_CLASSES = 171
 NUM_THINGS = 80
@@ -104,25 +104,10 @@ def write_toy_coco_stuff(root: str,
         num_classes=num_classes)
     for split_id, ((split, word), count) in enumerate(
             zip(SPLITS, (num_train, num_val))):
-        img_dir = osp.join(root, 'images', split)
-        ann_dir = osp.join(root, 'annotations', split)
-        os.makedirs(img_dir, exist_ok=True)
-        os.makedirs(ann_dir, exist_ok=True)
-        pairs: List[Tuple[str, str]] = []
-        for i in range(count):
-            scene_seed = int(np.random.SeedSequence(
-                [seed, split_id, i]).generate_state(1)[0])
-            image, labels = toy_coco_stuff_scene(height, width, num_classes,
-                                                 scene_seed)
-            stem = f'COCO_{word}2014_{i + 1:012d}'
-            img_path = osp.join(img_dir, stem + '.jpg')
-            ann_path = osp.join(ann_dir, stem + SEG_SUFFIX)
-            # cv2 writes BGR; the label map is a single-channel 8-bit PNG
-            if not cv2.imwrite(img_path, image[..., ::-1].copy(),
-                               [cv2.IMWRITE_JPEG_QUALITY, 95]):
-                raise OSError(f'write_toy_coco_stuff: cannot write {img_path}')
-            if not cv2.imwrite(ann_path, labels):
-                raise OSError(f'write_toy_coco_stuff: cannot write {ann_path}')
-            pairs.append((img_path, ann_path))
+        pairs = write_image_label_split(
+            'write_toy_coco_stuff', osp.join(root, 'images', split),
+            osp.join(root, 'annotations', split), count, seed, split_id,
+            lambda s: toy_coco_stuff_scene(height, width, num_classes, s),
+            lambda i, word=word: f'COCO_{word}2014_{i + 1:012d}', SEG_SUFFIX)
         result[split] = pairs
     return result
