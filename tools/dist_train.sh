@@ -2,7 +2,8 @@
 # Train with NUM_PROCS processes on this node (torchrun, launcher=pytorch).
 #   tools/dist_train.sh CONFIG NUM_PROCS [train.py args...]
 # Multi-node: set NNODES, NODE_RANK, MASTER_ADDR and the same PORT on each.
-# Without CUDA the processes use the gloo backend and plain BN (see README).
+# Without CUDA the processes use the gloo backend and plain BN
+# (docs/user_guides/train_test.md).
 set -euo pipefail
 if [ $# -lt 2 ]; then
     echo "usage: $0 CONFIG NUM_PROCS [train.py args...]" >&2

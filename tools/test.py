@@ -6,7 +6,7 @@ its default_scope).
                          [--launcher {none,pytorch,slurm,mpi}]
 
 Multi-process: ``tools/dist_test.sh``.  The checkpoint is loaded with
-``weights_only=True`` and mmfapn's allowlist (see README).
+``weights_only=True`` and mmfapn's allowlist (docs/reliability.md).
 """
 import argparse
 import os

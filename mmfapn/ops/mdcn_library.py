@@ -6,9 +6,9 @@ backward is a second op, ``modulated_deform_conv2d_backward``.  Why a custom
 op: ``torch.compile`` keeps it as one opaque node with a fake (shape-only)
 implementation and an autograd formula, so a compiled FaPN has no graph
 break at the deformable conv, mmcv's pybind kernels included, and inductor
-does not generate its own code for the sampling (its scatter-add backward
-measured about 15x slower than the eager kernel on CPU).  Eager mode runs
-the same op, so compiled and eager execute the same kernels.
+does not generate its own code for the sampling (an atomic scatter-add
+backward, much slower than the eager kernel on CPU: docs/speed.md).  Eager
+mode runs the same op, so compiled and eager execute the same kernels.
 
 Half precision.  The op keeps the dtype of its (same-dtype) inputs and
 computes:
