@@ -58,7 +58,7 @@ def seg_num_classes(model: nn.Module) -> int:
 def make_batch(toolbox: str, model: nn.Module, train: bool,
                seed: int = 0) -> Dict[str, list]:
     """Raw images and data samples for ``model.data_preprocessor``."""
-    from mmengine.structures import InstanceData, PixelData
+    from mmengine.structures import PixelData
 
     from mmfapn.datasets import render_scene
     sizes = TRAIN_SIZES if train or toolbox == 'mmdet' else SEG_TEST_SIZES
@@ -66,8 +66,6 @@ def make_batch(toolbox: str, model: nn.Module, train: bool,
         from mmseg.structures import SegDataSample
         num_classes = seg_num_classes(model)
     else:
-        from mmdet.structures import DetDataSample
-        from mmdet.structures.mask import BitmapMasks
         num_classes, _, num_stuff = det_class_counts(model)
     rng = np.random.default_rng(seed)
     inputs, samples = [], []
@@ -86,35 +84,49 @@ def make_batch(toolbox: str, model: nn.Module, train: bool,
             sample.gt_sem_seg = PixelData(data=semantic)
             samples.append(sample)
             continue
-        sample = DetDataSample(metainfo=meta)
-        masks = [inst.mask for inst in scene.instances]
-        boxes = []
-        for m in masks:
-            ys, xs = np.nonzero(m)
-            boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
-        boxes = torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4)
-        labels = torch.tensor([inst.label for inst in scene.instances],
-                              dtype=torch.long)
-        sample.gt_instances = InstanceData(
-            bboxes=boxes,
-            labels=labels % max(num_classes, 1),
-            masks=BitmapMasks(
-                np.stack(masks).astype(np.uint8) if masks else np.zeros(
-                    (0, h, w), np.uint8), h, w))
-        sample.ignored_instances = InstanceData(
-            bboxes=torch.zeros(0, 4), labels=torch.zeros(0).long())
-        # panoptic-style semantic map: things keep their label, the
-        # background is the first stuff class (or ignored without stuff)
-        sem = semantic.clone()
-        sem[sem == scene.background] = num_classes if num_stuff else 255
-        sample.gt_sem_seg = PixelData(sem_seg=sem)
+        sample = scene_det_sample(scene, meta, semantic, num_classes,
+                                  num_stuff)
         if getattr(model, 'with_rpn', None) is False:
             # a two-stage detector without RPN (Fast R-CNN) reads its
             # proposals from the data sample; any other two-stage detector
             # would use them instead of its RPN at predict time
-            sample.proposals = _proposals(boxes, h, w, rng)
+            sample.proposals = _proposals(sample.gt_instances.bboxes, h, w,
+                                          rng)
         samples.append(sample)
     return dict(inputs=inputs, data_samples=samples)
+
+
+def scene_det_sample(scene, meta: dict, semantic: torch.Tensor,
+                     num_classes: int, num_stuff: int) -> Any:
+    """An mmdet ``DetDataSample`` of a synthetic scene: its instances as
+    boxes, labels (modulo ``num_classes``) and bitmap masks, no ignored
+    instances, and a panoptic-style semantic map ``semantic`` (1, H, W) in
+    which things keep their label and the background becomes the first
+    stuff class (ignored, 255, without stuff classes)."""
+    from mmdet.structures import DetDataSample
+    from mmdet.structures.mask import BitmapMasks
+    from mmengine.structures import InstanceData, PixelData
+    h, w = semantic.shape[-2:]
+    sample = DetDataSample(metainfo=meta)
+    masks = [inst.mask for inst in scene.instances]
+    boxes = []
+    for m in masks:
+        ys, xs = np.nonzero(m)
+        boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
+    labels = torch.tensor([inst.label for inst in scene.instances],
+                          dtype=torch.long)
+    sample.gt_instances = InstanceData(
+        bboxes=torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
+        labels=labels % max(num_classes, 1),
+        masks=BitmapMasks(
+            np.stack(masks).astype(np.uint8) if masks else np.zeros(
+                (0, h, w), np.uint8), h, w))
+    sample.ignored_instances = InstanceData(
+        bboxes=torch.zeros(0, 4), labels=torch.zeros(0).long())
+    sem = semantic.clone()
+    sem[sem == scene.background] = num_classes if num_stuff else 255
+    sample.gt_sem_seg = PixelData(sem_seg=sem)
+    return sample
 
 
 def _proposals(boxes: torch.Tensor, h: int, w: int, rng) -> Any:

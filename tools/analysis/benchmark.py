@@ -197,7 +197,7 @@ def make_batch(model: nn.Module, scope: str, shape: Tuple[int, int],
                batch: int, seed: int = 0) -> Dict[str, list]:
     """Raw uint8 BGR images (as ``LoadImageFromFile``) and data samples with
     ground truth, one synthetic scene per image."""
-    from mmengine.structures import InstanceData, PixelData
+    from mmengine.structures import PixelData
 
     from mmfapn.datasets import render_scene
     h, w = shape
@@ -208,8 +208,7 @@ def make_batch(model: nn.Module, scope: str, shape: Tuple[int, int],
         head = heads[-1] if isinstance(heads, nn.ModuleList) else heads
         num_classes = head.num_classes
     else:
-        from mmdet.structures import DetDataSample
-        from mmdet.structures.mask import BitmapMasks
+        from mmfapn.analysis.coverage_batch import scene_det_sample
         things = _find_attr(model, 'num_things_classes')
         num_classes = things[0] if things else max(
             _find_attr(model, 'num_classes') or [1])
@@ -228,27 +227,8 @@ def make_batch(model: nn.Module, scope: str, shape: Tuple[int, int],
             sample = SegDataSample(metainfo=meta)
             sample.gt_sem_seg = PixelData(data=semantic)
         else:
-            sample = DetDataSample(metainfo=meta)
-            masks = [inst.mask for inst in scene.instances]
-            boxes = []
-            for m in masks:
-                ys, xs = np.nonzero(m)
-                boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
-            sample.gt_instances = InstanceData(
-                bboxes=torch.tensor(boxes, dtype=torch.float32).reshape(
-                    -1, 4),
-                labels=torch.tensor([inst.label for inst in scene.instances],
-                                    dtype=torch.long),
-                masks=BitmapMasks(
-                    np.stack(masks).astype(np.uint8) if masks else np.zeros(
-                        (0, h, w), np.uint8), h, w))
-            sample.ignored_instances = InstanceData(
-                bboxes=torch.zeros(0, 4), labels=torch.zeros(0).long())
-            # panoptic-style semantic map: things keep their label, the
-            # background is the first stuff class (or ignored)
-            sem = semantic.clone()
-            sem[sem == scene.background] = num_classes if num_stuff else 255
-            sample.gt_sem_seg = PixelData(sem_seg=sem)
+            sample = scene_det_sample(scene, meta, semantic, num_classes,
+                                      num_stuff)
         samples.append(sample)
     return dict(inputs=inputs, data_samples=samples)
 
