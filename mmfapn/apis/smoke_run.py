@@ -21,6 +21,8 @@ from typing import Dict, List, Optional
 
 from mmengine.hooks import Hook
 
+from mmfapn.engine.atomic_checkpoint import find_latest_checkpoint
+
 from .smoke_config import (drop_pretrained, keep_all_detections,
                            longest_side, scale_sizes, shrink_loaders,
                            shrink_schedule)
@@ -118,17 +120,6 @@ def prepare_smoke_config(config: str,
     return cfg, info
 
 
-def _checkpoint_of(work_dir: str) -> Optional[str]:
-    """The checkpoint that mmengine's CheckpointHook saved last."""
-    last = osp.join(work_dir, 'last_checkpoint')
-    if osp.isfile(last):
-        with open(last) as f:
-            path = f.read().strip()
-        if path and osp.isfile(path):
-            return path
-    return None
-
-
 def smoke_run(config: str,
               work_dir: Optional[str] = None,
               iters: int = 2,
@@ -176,7 +167,7 @@ def smoke_run(config: str,
         iters=runner.iter,
         val=keep.val,
         test=keep.test,
-        checkpoint=_checkpoint_of(runner.work_dir),
+        checkpoint=find_latest_checkpoint(runner.work_dir),
         log_file=osp.join(runner.log_dir, f'{runner.timestamp}.log'),
         config_dump=dump if dump and osp.isfile(dump) else None,
         work_dir=runner.work_dir,
