@@ -15,7 +15,10 @@ from mmengine.registry import Registry
 
 T = TypeVar('T', bound=type)
 
-_SCOPES = ('mmdet', 'mmseg')
+#: The toolboxes mmfapn registers into and runs under, in lookup order.
+#: Config checks and tools take the list of supported ``default_scope``
+#: values from here.
+SCOPES = ('mmdet', 'mmseg')
 
 
 def available_model_registries() -> List[Registry]:
@@ -24,7 +27,7 @@ def available_model_registries() -> List[Registry]:
     Falls back to mmengine's root registry when neither is installed.
     """
     registries = []
-    for scope in _SCOPES:
+    for scope in SCOPES:
         try:
             module = importlib.import_module(f'{scope}.registry')
         except ImportError:
