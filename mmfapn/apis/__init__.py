@@ -1,8 +1,10 @@
-# High-level entry points: the smoke run of a config on toy data.
+# High-level entry points: a model built for inference from a config
+# (inference), and the smoke run of a config on toy data (smoke_*).
+from .inference import Prediction, load_model, predict
 from .smoke_data import dataset_kind, point_config_at, write_toy_dataset
 from .smoke_run import prepare_smoke_config, smoke_run, summary_lines
 
 __all__ = [
-    'dataset_kind', 'point_config_at', 'write_toy_dataset',
-    'prepare_smoke_config', 'smoke_run', 'summary_lines'
+    'Prediction', 'load_model', 'predict', 'dataset_kind', 'point_config_at',
+    'write_toy_dataset', 'prepare_smoke_config', 'smoke_run', 'summary_lines'
 ]

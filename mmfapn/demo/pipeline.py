@@ -397,9 +397,10 @@ def offset_statistics(run: RunResult, config: str,
     from mmengine.registry import init_default_scope
     from mmseg.registry import DATASETS
 
-    from .alignment import AlignmentRecorder, displacement_stats
-    from .drawing import read_rgb
-    from .inference import load_model, predict
+    from mmfapn.apis import load_model, predict
+    from mmfapn.visualization.alignment import (AlignmentRecorder,
+                                                displacement_stats)
+    from mmfapn.visualization.drawing import read_rgb
     model = load_model(_dumped_config(run, config), run.checkpoint)
     init_default_scope('mmseg')
     dataset = DATASETS.build(copy.deepcopy(model.cfg.val_dataloader.dataset))
@@ -442,10 +443,13 @@ def make_figures(opts: DemoOptions, runs: List[RunResult],
     from mmengine.registry import init_default_scope
     from mmseg.registry import DATASETS
 
-    from .alignment_figure import save_alignment, visualize_alignment
-    from .compare import compare_figure, load_ground_truth, pick_indices
-    from .drawing import grid, make_palette, read_rgb, titled, write_png
-    from .inference import load_model, predict
+    from mmfapn.apis import load_model, predict
+    from mmfapn.visualization.alignment_figure import (save_alignment,
+                                                       visualize_alignment)
+    from mmfapn.visualization.compare import (compare_figure,
+                                              load_ground_truth, pick_indices)
+    from mmfapn.visualization.drawing import (grid, make_palette, read_rgb,
+                                              titled, write_png)
     fig_dir = osp.join(opts.work_dir, 'figures')
     os.makedirs(fig_dir, exist_ok=True)
     models = [

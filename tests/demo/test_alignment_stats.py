@@ -1,4 +1,4 @@
-"""mmfapn.demo.alignment.displacement_stats, the "mean / max offset"
+"""mmfapn.visualization.alignment.displacement_stats, the "mean / max offset"
 figures of the README and the demo report: every field against a direct
 computation from the DCNv2 offset layout (channel 2*(g*K+k) is dy and
 2*(g*K+k)+1 dx of group g, tap k; mask channel g*K+k)."""
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from mmfapn.demo.alignment import AlignmentRecord, displacement_stats
+from mmfapn.visualization.alignment import AlignmentRecord, displacement_stats
 
 G, K = 2, 9
 

@@ -1,4 +1,4 @@
-"""tools/analysis/compare_predictions.py and mmfapn.demo.compare: error
+"""tools/analysis/compare_predictions.py and mmfapn.visualization.compare: error
 colours, per-image scores worked by hand, figure layout, and the tool on
 the demo's two checkpoints."""
 import importlib.util
@@ -37,7 +37,7 @@ def _scene():
 
 
 def test_error_panel_colours():
-    from mmfapn.demo.compare import ERROR_IN_BAND, ERROR_OTHER, error_panel
+    from mmfapn.visualization.compare import ERROR_IN_BAND, ERROR_OTHER, error_panel
     pred, gt = _scene()
     panel = error_panel(pred, gt, PALETTE, band=3)
     assert panel.shape == (12, 20, 3) and panel.dtype == np.uint8
@@ -52,7 +52,7 @@ def test_error_panel_colours():
 
 
 def test_image_scores_worked_by_hand():
-    from mmfapn.demo.compare import image_scores
+    from mmfapn.visualization.compare import image_scores
     pred, gt = _scene()
     s = image_scores(pred, gt, num_classes=3, band=3)
     # valid rows 1..11: 11 x 10 px per class.  class 0: 110 gt, 108 right,
@@ -68,8 +68,8 @@ def test_image_scores_worked_by_hand():
 
 
 def test_compare_figure_layout_and_errors():
-    from mmfapn.demo.compare import compare_figure
-    from mmfapn.demo.drawing import GAP, TITLE_HEIGHT
+    from mmfapn.visualization.compare import compare_figure
+    from mmfapn.visualization.drawing import GAP, TITLE_HEIGHT
     pred, gt = _scene()
     image = np.full(gt.shape + (3, ), 90, np.uint8)
     right = np.where(gt == 255, 0, gt)
@@ -95,7 +95,7 @@ def test_compare_figure_layout_and_errors():
 
 
 def test_pick_indices():
-    from mmfapn.demo.compare import pick_indices
+    from mmfapn.visualization.compare import pick_indices
     assert pick_indices(3, 10) == [0, 1, 2]
     assert pick_indices(30, 4) == [0, 1, 2, 3]
     assert pick_indices(2, 10, [7, 1]) == [7, 1]
@@ -108,7 +108,7 @@ def test_pick_indices():
 def test_tool_on_the_demo_checkpoints(demo_run, tmp_path, capsys):
     from PIL import Image
 
-    from mmfapn.demo.drawing import GAP, TITLE_HEIGHT
+    from mmfapn.visualization.drawing import GAP, TITLE_HEIGHT
     runs = {r['label']: r for r in demo_run['report']['runs']}
     argv = []
     for label in ('FPN', 'FaPN'):

@@ -123,8 +123,8 @@ def test_report_numbers_are_the_checkpoints_on_test(demo_run):
     """Re-evaluate every checkpoint on the test images with a confusion
     matrix accumulated here (not mmseg's IoUMetric, not the Runner)."""
     from mmfapn.datasets.toy_cityscapes import IMG_SUFFIX, SEG_SUFFIX
-    from mmfapn.demo.drawing import read_rgb
-    from mmfapn.demo.inference import load_model, predict
+    from mmfapn.visualization.drawing import read_rgb
+    from mmfapn.apis.inference import load_model, predict
     from mmfapn.evaluation import boundary_intersect_and_union
     import cv2
     work = Path(demo_run['work_dir'])
@@ -177,7 +177,7 @@ def test_pairs_were_paired(demo_run):
 
 @pytest.mark.slow
 def test_figures_and_plot_are_pngs_of_the_expected_size(demo_run):
-    from mmfapn.demo.drawing import GAP, TITLE_HEIGHT
+    from mmfapn.visualization.drawing import GAP, TITLE_HEIGHT
     from mmfapn.demo.plot import PLOT_SIZE
     fig = demo_run['report']['figures']
     assert fig['seed'] == 2  # the last seed, fixed in advance

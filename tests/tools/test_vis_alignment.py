@@ -1,5 +1,5 @@
 """tools/analysis/vis_alignment.py and the FAM recorder behind it
-(mmfapn.demo.alignment): the recorded maps are the FAM's own, the offset
+(mmfapn.visualization.alignment): the recorded maps are the FAM's own, the offset
 summary follows the DCNv2 layout, and the tool runs on an mmseg checkpoint
 written by the demo and on an mmdet FaPN detector."""
 import importlib.util
@@ -51,7 +51,7 @@ def _randomise_offsets(module, seed=0, scale=0.05):
 
 
 def test_recorder_captures_the_fam_input_and_aligned_output():
-    from mmfapn.demo import AlignmentRecorder
+    from mmfapn.visualization import AlignmentRecorder
     torch.manual_seed(0)
     net = _TwoFams().eval()
     _randomise_offsets(net)
@@ -90,7 +90,7 @@ def test_mean_displacement_follows_the_dcnv2_layout():
     """Offsets set through the offset conv's bias: channel 2*(g*K+k) is dy
     and 2*(g*K+k)+1 dx of group g, tap k; the summary is their
     mask-weighted mean over groups and taps."""
-    from mmfapn.demo import AlignmentRecorder, mean_displacement
+    from mmfapn.visualization import AlignmentRecorder, mean_displacement
     from mmfapn.models import FeatureAlignModule
     g, k = 2, 9
     fam = FeatureAlignModule(8, deform_groups=g).eval()
@@ -120,14 +120,14 @@ def test_mean_displacement_follows_the_dcnv2_layout():
 
 
 def test_recorder_rejects_a_model_without_fam():
-    from mmfapn.demo import AlignmentRecorder
+    from mmfapn.visualization import AlignmentRecorder
     with pytest.raises(ValueError, match='Sequential has no '
                        'FeatureAlignModule'):
         AlignmentRecorder(nn.Sequential(nn.Conv2d(3, 3, 1)))
 
 
 def test_reduce_channels_pca_and_mean():
-    from mmfapn.demo import reduce_channels
+    from mmfapn.visualization import reduce_channels
     h, w = 9, 13
     yy, xx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing='ij')
     pattern = (xx - w / 2).double()  # varies along x only
@@ -153,7 +153,7 @@ def test_reduce_channels_pca_and_mean():
 
 
 def test_flow_colours():
-    from mmfapn.demo.drawing import flow_to_color
+    from mmfapn.visualization.drawing import flow_to_color
     flow = np.zeros((2, 3, 2))
     flow[0, 1] = (0, 2.0)  # dx > 0: hue 0, red
     flow[1, 2] = (1.0, 0)  # half the maximum length: half saturated
@@ -169,7 +169,7 @@ def test_flow_colours():
 def test_tool_on_a_demo_checkpoint(demo_run, tmp_path, capsys):
     """The mmseg FaPN checkpoint trained by the demo, on an odd-sized image
     (resized by the config's test pipeline): every FAM is shown."""
-    from mmfapn.demo.drawing import GAP, TITLE_HEIGHT, write_png
+    from mmfapn.visualization.drawing import GAP, TITLE_HEIGHT, write_png
     from mmfapn.datasets import render_scene
     run = next(r for r in demo_run['report']['runs'] if r['label'] == 'FaPN')
     cfg = str(next(Path(run['work_dir']).glob('*.py')))
@@ -226,8 +226,8 @@ def test_tool_on_an_mmdet_fapn_detector(tmp_path, capsys):
     from mmengine.runner import save_checkpoint
 
     from mmfapn.datasets import render_scene
-    from mmfapn.demo.drawing import write_png
-    from mmfapn.demo.inference import load_model
+    from mmfapn.visualization.drawing import write_png
+    from mmfapn.apis.inference import load_model
     cfg = tmp_path / 'retinanet_r18_fapn.py'
     cfg.write_text(_DET_CONFIG.format(
         fragment=str(REPO / 'configs' / '_base_' / 'mmfapn.py')))
@@ -258,7 +258,7 @@ def test_tool_errors_name_the_problem(tmp_path, capsys):
     rc = tool.main(['no_config.py', 'no.pth', str(tmp_path / 'none.png')])
     assert rc == 2
     assert "cannot read image '" in capsys.readouterr().err
-    from mmfapn.demo.drawing import write_png
+    from mmfapn.visualization.drawing import write_png
     img = write_png(str(tmp_path / 'x.png'), np.zeros((8, 8, 3), np.uint8))
     rc = tool.main(['no_config.py', 'no.pth', img])
     assert rc == 2

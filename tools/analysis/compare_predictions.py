@@ -47,10 +47,10 @@ def parse_args(argv=None):
 def run(args):
     from mmengine.registry import init_default_scope
 
-    from mmfapn.demo.compare import (compare_figure, load_ground_truth,
-                                     pick_indices)
-    from mmfapn.demo.drawing import make_palette, read_rgb, write_png
-    from mmfapn.demo.inference import load_model, predict
+    from mmfapn.apis import load_model, predict
+    from mmfapn.visualization.compare import (compare_figure,
+                                              load_ground_truth, pick_indices)
+    from mmfapn.visualization.drawing import make_palette, read_rgb, write_png
     if args.band < 1:
         raise ValueError(f'--band must be >= 1 pixel, got {args.band}')
     models = [

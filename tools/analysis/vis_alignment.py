@@ -51,10 +51,10 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    from mmfapn.demo.alignment_figure import (save_alignment,
-                                              visualize_alignment)
-    from mmfapn.demo.drawing import read_rgb
-    from mmfapn.demo.inference import load_model
+    from mmfapn.apis import load_model
+    from mmfapn.visualization.alignment_figure import (save_alignment,
+                                                       visualize_alignment)
+    from mmfapn.visualization.drawing import read_rgb
     out_dir = args.out_dir or osp.join(
         'work_dirs', 'vis_alignment',
         osp.splitext(osp.basename(args.image))[0])

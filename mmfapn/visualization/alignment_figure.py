@@ -14,7 +14,7 @@ display size (the image scaled to at most ``max_width`` pixels wide):
 =================  ==========================================================
 
 ``before`` and ``after`` are channel-reduced each on its own by default
-(PCA or channel mean, see :func:`mmfapn.demo.alignment.reduce_channels`),
+(PCA or channel mean, see :func:`mmfapn.visualization.alignment.reduce_channels`),
 which shows each map's structure; ``joint=True`` uses one basis and one
 colour scale for both, so colours compare but a low-variance map looks flat.
 Feature maps are cropped to the part covering the image (not the padding)
@@ -30,11 +30,13 @@ from typing import Dict, List, Tuple
 import numpy as np
 from torch import nn
 
+from mmfapn.apis.inference import Prediction, predict
+
 from .alignment import (AlignmentRecorder, displacement_stats,
                         mean_displacement, reduce_channels)
 from .drawing import (draw_arrows, flow_to_color, grid, resize_to, titled,
                       write_png)
-from .inference import Prediction, predict, render_prediction
+from .prediction import render_prediction
 
 
 @dataclass
@@ -47,7 +49,7 @@ class AlignmentVis:
             ``fam{i}_s{stride}_{before|after|offsets|arrows}`` and
             ``prediction``.
         stats (list): per FAM (finest first): module name, stride, map
-            size and :func:`~mmfapn.demo.alignment.displacement_stats`.
+            size and :func:`~mmfapn.visualization.alignment.displacement_stats`.
         display_size (tuple): (h, w) of every panel.
     """
     figure: np.ndarray
@@ -73,7 +75,7 @@ def visualize_alignment(model: nn.Module,
                         arrow_step: int = 12,
                         score_thr: float = 0.3,
                         joint: bool = False) -> AlignmentVis:
-    """Run ``model`` (from :func:`mmfapn.demo.inference.load_model`) on
+    """Run ``model`` (from :func:`mmfapn.apis.load_model`) on
     ``image`` (RGB uint8) recording every FAM, and draw the panels.
 
     Raises:
