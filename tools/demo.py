@@ -28,7 +28,5 @@ import sys
 os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
 
 if __name__ == '__main__':
-    sys.path.insert(0, os.path.dirname(os.path.dirname(
-        os.path.abspath(__file__))))
     from mmfapn.demo.pipeline import main
     sys.exit(main())

@@ -62,6 +62,15 @@ works, every benchmark command line parses, the configs load, pytest
 collects the CUDA tests, ``setup_env.sh`` parses, the wheelhouse list
 parses) and writes a report of the same schema with every step marked
 ``dry-run``.
+
+Unlike the other tools this script must run before mmfapn is installed:
+with a bare ``python3`` (standard library only) on a fresh GPU machine,
+whose ``setup`` step creates the environment.  So it imports nothing of
+mmfapn at the top; the processes it starts find this checkout through
+``PYTHONPATH`` (:meth:`Check.env`), and the two parts of a dry run that
+run in this process (the benchmark command lines, the configs: the
+toolboxes imported once) put the checkout on ``sys.path`` first
+(:func:`use_checkout`), the one place where a tool does so.
 """
 import argparse
 import datetime
@@ -81,6 +90,15 @@ import xml.etree.ElementTree as ET
 from typing import Any, Dict, List, Optional
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
+
+
+def use_checkout() -> None:
+    """Make this checkout's mmfapn importable in this process, which may be
+    a python without mmfapn installed (see the module docstring)."""
+    if ROOT not in sys.path:
+        sys.path.insert(0, ROOT)
+
+
 SCHEMA = 'mmfapn-gpu-check/1'
 STATUSES = ('ok', 'failed', 'skipped', 'timeout', 'dry-run')
 MODES = ('full', 'fallback', 'dry-run')
@@ -708,8 +726,7 @@ class Check:
                '--run-jobs', plan, '--jobs-out', out]
         if self.dry:  # in this process: the toolboxes are imported once
             cmd.append('--dry-run')
-            if ROOT not in sys.path:
-                sys.path.insert(0, ROOT)
+            use_checkout()
             run_jobs(plan, out, dry=True)
             status, reason = 'ok', None
         else:
@@ -1156,17 +1173,16 @@ def run_jobs(plan: str, out: str, dry: bool) -> int:
 def check_configs() -> List[str]:
     """Every config the check uses loads (mmengine ``Config``); raises
     otherwise."""
-    if ROOT not in sys.path:
-        sys.path.insert(0, ROOT)
-    bm = _load_tool('benchmark')
+    use_checkout()
+    from mmfapn.apis import read_config
     paths = [c for _, c, _, _ in REALTIME] + [POINTREND_FAPN, POINTREND_FPN,
                                                TRAIN_CONFIG]
     import warnings
     for p in paths:
         with warnings.catch_warnings():  # pkg_resources' deprecation notes
             warnings.simplefilter('ignore')
-            cfg = bm.load_config(p if p.startswith('mmseg::') else
-                                 osp.join(ROOT, p))
+            cfg = read_config(p if p.startswith('mmseg::') else
+                              osp.join(ROOT, p))
         print(f'config ok: {p} (model {cfg.model.type})', flush=True)
     return paths
 
@@ -1213,8 +1229,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if args.run_jobs:
-        sys.path.insert(0, ROOT)
+    if args.run_jobs:  # a worker: Check.env() put ROOT on PYTHONPATH
         return run_jobs(args.run_jobs, args.jobs_out, args.dry_run)
     if args.check_configs:
         check_configs()

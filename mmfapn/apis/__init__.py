@@ -1,10 +1,12 @@
 # High-level entry points: a model built for inference from a config
 # (inference), and the smoke run of a config on toy data (smoke_*).
-from .inference import Prediction, load_model, predict
+from .inference import (Prediction, build_model, clear_pretrained,
+                        config_scope, load_model, predict, read_config)
 from .smoke_data import dataset_kind, point_config_at, write_toy_dataset
 from .smoke_run import prepare_smoke_config, smoke_run, summary_lines
 
 __all__ = [
-    'Prediction', 'load_model', 'predict', 'dataset_kind', 'point_config_at',
+    'Prediction', 'build_model', 'clear_pretrained', 'config_scope',
+    'load_model', 'predict', 'read_config', 'dataset_kind', 'point_config_at',
     'write_toy_dataset', 'prepare_smoke_config', 'smoke_run', 'summary_lines'
 ]

@@ -1,17 +1,27 @@
-"""Load an mmdet or mmseg model from a config and checkpoint and run it on
-one image, for the analysis tools, the demo and the deployment tools.
+"""Build an mmdet or mmseg model from a config for inference, and run it on
+one image: the one place where the demo, the analysis tools
+(``benchmark.py``, ``vis_alignment.py``, ``compare_predictions.py``) and the
+ONNX export turn a config into a model.
 
-The toolbox is picked from the config's ``default_scope`` (see
-:func:`mmfapn.engine.load_config`); loading goes through mmseg's
-``init_model`` / mmdet's ``init_detector`` (the toolboxes' own inference
-path, test pipeline included) and mmengine's checkpoint loader, which
-``import mmfapn`` makes load Runner checkpoints with
-``weights_only=True``.  Nothing is downloaded: backbone ``init_cfg`` and
-``pretrained`` are cleared before the model is built.
+- :func:`read_config`: a config file of this repository or a user's, a
+  stock config written ``mmdet::path`` / ``mmseg::path``, or an mmengine
+  ``Config``; its ``default_scope`` must be one of
+  :data:`mmfapn.registry.SCOPES`.
+- :func:`build_model`: the config's model from the scope's ``MODELS``
+  registry, pretrained initialisations switched off (nothing is
+  downloaded), optionally a checkpoint, SyncBN reverted to BN, on a
+  device.  Train-ready: ``train_cfg`` is kept (``benchmark.py --mode
+  train`` runs ``train_step`` on it).
+- :func:`load_model`: for image inference through the toolboxes' own path,
+  mmseg's ``init_model`` / mmdet's ``init_detector`` (test pipeline,
+  ``dataset_meta`` from the checkpoint), in eval mode; :func:`predict` runs
+  it on one RGB image.
 """
 import copy
+import importlib
 import os
 import os.path as osp
+import tempfile
 from dataclasses import dataclass
 from typing import Optional, Tuple, Union
 
@@ -20,14 +30,158 @@ import torch
 from mmengine.config import Config
 from torch import nn
 
+from mmfapn.registry import SCOPES
 from mmfapn.visualization.drawing import check_rgb
 
+#: Prefixes of a stock config of a toolbox, as in ``_base_`` lists.
+STOCK_PREFIXES = tuple(f'{scope}::' for scope in SCOPES)
 
-def load_model(config: Union[str, Config],
+ConfigLike = Union[str, os.PathLike, Config]
+
+
+def read_config(config: ConfigLike,
+                cfg_options: Optional[dict] = None) -> Config:
+    """A new :class:`~mmengine.config.Config` from a file path, a stock
+    ``mmdet::``/``mmseg::`` path (read through a temporary child config,
+    since ``Config.fromfile`` does not resolve those prefixes itself) or a
+    ``Config`` (deep-copied, so the caller's stays as it was);
+    ``cfg_options`` are merged in.
+
+    Raises:
+        FileNotFoundError: no such config file or stock config.
+        ValueError: the ``default_scope`` is not mmdet's or mmseg's.
+    """
+    if isinstance(config, Config):
+        cfg = copy.deepcopy(config)
+        if cfg_options:
+            cfg.merge_from_dict(cfg_options)
+    elif not isinstance(config, (str, os.PathLike)):
+        raise TypeError(f'config must be a path or an mmengine Config, got '
+                        f'{type(config).__name__}')
+    elif os.fspath(config).startswith(STOCK_PREFIXES):
+        cfg = _read_stock_config(os.fspath(config))
+        if cfg_options:
+            cfg.merge_from_dict(cfg_options)
+    else:
+        from mmfapn.engine import load_config
+        cfg = load_config(os.fspath(config), cfg_options)
+    config_scope(cfg, str(config) if not isinstance(config, Config) else
+                 cfg.filename or 'config')
+    return cfg
+
+
+def _read_stock_config(path: str) -> Config:
+    scope, rel = path.split('::', 1)
+    package = importlib.import_module(scope)
+    stock = osp.join(osp.dirname(package.__file__), '.mim', 'configs', rel)
+    if not osp.isfile(stock):
+        raise FileNotFoundError(f'stock config {path!r} not found (looked '
+                                f'for {stock})')
+    with tempfile.TemporaryDirectory() as tmp:
+        child = osp.join(tmp, 'stock_child.py')
+        with open(child, 'w') as f:
+            f.write(f'_base_ = [{path!r}]\n')
+        cfg = Config.fromfile(child)
+    cfg.setdefault('default_scope', scope)
+    return cfg
+
+
+def config_scope(cfg: Config, source: str = 'config') -> str:
+    """The config's ``default_scope``, checked to be one of
+    :data:`~mmfapn.registry.SCOPES`; ``source`` names the config in the
+    error."""
+    scope = cfg.get('default_scope')
+    if scope not in SCOPES:
+        raise ValueError(
+            f'{source} has default_scope={scope!r}; mmfapn builds mmdet and '
+            f'mmseg models only (default_scope one of {SCOPES})')
+    return scope
+
+
+def clear_pretrained(model_cfg) -> None:
+    """Switch off every ``pretrained=...`` and ``init_cfg=dict(type=
+    'Pretrained')`` in a model config, nested ones included, in place:
+    building the model downloads nothing."""
+
+    def visit(node):
+        if isinstance(node, dict):
+            if 'pretrained' in node:
+                node['pretrained'] = None
+            init = node.get('init_cfg')
+            if isinstance(init, dict) and init.get('type') == 'Pretrained':
+                node['init_cfg'] = None
+            elif isinstance(init, list):
+                node['init_cfg'] = [
+                    c for c in init
+                    if not (isinstance(c, dict) and c.get('type') ==
+                            'Pretrained')
+                ] or None
+            for v in node.values():
+                visit(v)
+        elif isinstance(node, (list, tuple)):
+            for v in node:
+                visit(v)
+
+    visit(model_cfg)
+
+
+def build_model(config: ConfigLike,
+                checkpoint: Optional[str] = None,
+                device: str = 'cpu',
+                cfg_options: Optional[dict] = None,
+                init_weights: bool = True) -> nn.Module:
+    """The config's model, built from its scope's ``MODELS`` registry with
+    no pretrained initialisation, ``init_weights()`` run (random weights of
+    the model's own initialisation; ``init_weights=False`` keeps PyTorch's
+    defaults), ``checkpoint`` loaded if given, SyncBN reverted to BN, on
+    ``device``.  The mode is left as built (training).
+
+    The model has ``model.cfg`` (the config read) and
+    ``model.mmfapn_scope`` (``'mmdet'`` or ``'mmseg'``).
+
+    Raises:
+        FileNotFoundError: the config or the checkpoint does not exist.
+        ValueError: the config is neither an mmdet nor an mmseg config.
+    """
+    from mmengine.logging import MMLogger
+    from mmengine.model import revert_sync_batchnorm
+    from mmengine.registry import init_default_scope
+    from mmengine.utils import import_modules_from_strings
+
+    import mmfapn  # noqa: F401  (registers the plugin's modules)
+    if checkpoint is not None and not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'checkpoint not found: {checkpoint!r}')
+    cfg = read_config(config, cfg_options)
+    scope = config_scope(cfg)
+    if cfg.get('custom_imports'):  # a Config given as such skipped them
+        import_modules_from_strings(**cfg['custom_imports'])
+    init_default_scope(scope)
+    registry = importlib.import_module(f'{scope}.registry').MODELS
+    model_cfg = copy.deepcopy(cfg.model)
+    clear_pretrained(model_cfg)
+    # quiet: init_weights logs every parameter at INFO level
+    if not MMLogger.check_instance_created('mmfapn-build-model'):
+        MMLogger.get_instance('mmfapn-build-model', log_level='WARNING')
+    model = registry.build(model_cfg)
+    if init_weights:
+        model.init_weights()
+    if checkpoint is not None:
+        from mmengine.runner import load_checkpoint
+        load_checkpoint(model, checkpoint, map_location='cpu')
+    model = revert_sync_batchnorm(model).to(device)
+    model.cfg = cfg
+    model.mmfapn_scope = scope
+    return model
+
+
+def load_model(config: ConfigLike,
                checkpoint: Optional[str] = None,
                device: str = 'cpu') -> nn.Module:
-    """Build the config's model, load ``checkpoint`` (optional) and put it
-    in eval mode on ``device``; SyncBN is reverted to BN.
+    """Build the config's model with the toolbox's own inference entry
+    (mmseg's ``init_model``, mmdet's ``init_detector``: test pipeline and
+    ``dataset_meta`` set up for :func:`predict`), load ``checkpoint``
+    (optional) and put it in eval mode on ``device``; SyncBN is reverted to
+    BN, nothing is downloaded.
 
     The returned model has ``model.cfg`` (the config) and
     ``model.mmfapn_scope`` (``'mmdet'`` or ``'mmseg'``).
@@ -37,31 +191,17 @@ def load_model(config: Union[str, Config],
         ValueError: the config is neither an mmdet nor an mmseg config.
     """
     from mmengine.model import revert_sync_batchnorm
-
-    from mmfapn.engine import load_config
-    if isinstance(config, (str, os.PathLike)):
-        cfg = load_config(os.fspath(config))
-    elif isinstance(config, Config):
-        cfg = copy.deepcopy(config)
-    else:
-        raise TypeError(f'config must be a path or an mmengine Config, got '
-                        f'{type(config).__name__}')
+    cfg = read_config(config)
     if checkpoint is not None and not osp.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint file not found: {checkpoint!r}')
-    scope = cfg.get('default_scope')
-    if cfg.model.get('backbone') is not None:
-        cfg.model.backbone.init_cfg = None
-    if 'pretrained' in cfg.model:
-        cfg.model.pretrained = None
+    scope = config_scope(cfg)
+    clear_pretrained(cfg.model)
     if scope == 'mmseg':
         from mmseg.apis import init_model
         model = init_model(cfg, checkpoint, device=device)
-    elif scope == 'mmdet':
+    else:
         from mmdet.apis import init_detector
         model = init_detector(cfg, checkpoint, device=device)
-    else:
-        raise ValueError(f'default_scope={scope!r}: expected an mmdet or '
-                         'mmseg config')
     model = revert_sync_batchnorm(model)
     model.eval()
     model.cfg = cfg

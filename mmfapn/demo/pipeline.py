@@ -31,7 +31,6 @@ import gc
 import json
 import os
 import os.path as osp
-import platform
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -166,38 +165,6 @@ class RunResult:
     backbone_digest: str
     data_digest: str
     metrics: Dict[str, float] = field(default_factory=dict)
-
-
-def machine_info() -> dict:
-    """CPU model, cores usable by this process, OS, Python, torch and its
-    thread count, and the 1-minute load average."""
-    import torch
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    cpu = line.split(':', 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        cores = os.cpu_count()
-    return dict(
-        cpu=cpu,
-        cores=cores,
-        system=f'{platform.system()} {platform.release()}',
-        python=platform.python_version(),
-        torch=torch.__version__,
-        torch_threads=torch.get_num_threads(),
-        load_average=load_average())
-
-
-def load_average() -> Optional[float]:
-    return round(os.getloadavg()[0], 2) if hasattr(os, 'getloadavg') \
-        else None
 
 
 def _rescale_schedule(cfg, iters: int) -> None:
@@ -544,6 +511,7 @@ def run_demo(opts: DemoOptions) -> dict:
     import torch
 
     from mmfapn.engine import load_config
+    from mmfapn.utils.env import load_average, machine_info
 
     from .pairing import write_backbone_init
     from .plot import biou_plot

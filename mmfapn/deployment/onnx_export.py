@@ -161,31 +161,18 @@ def parse_args(argv=None) -> argparse.Namespace:
 def build_model(config: str,
                 checkpoint: str = None,
                 cfg_options: Optional[dict] = None) -> Tuple[nn.Module, str]:
-    """The model of ``config`` in eval mode on CPU with every deformable
-    conv on the PyTorch path, and its scope ('mmdet' or 'mmseg').  Its data
-    preprocessor is the config's (``test_step`` works on it)."""
-    from mmengine.model import revert_sync_batchnorm
-    from mmengine.registry import MODELS, init_default_scope
-
-    from mmfapn.engine import load_config
-    if checkpoint is not None and not osp.isfile(checkpoint):
-        raise FileNotFoundError(f'checkpoint not found: {checkpoint!r}')
-    cfg = load_config(config, cfg_options)
-    scope = cfg.default_scope
-    init_default_scope(scope)
-    model_cfg = cfg.model
-    # nothing is downloaded: pretrained initialisations are never run here
-    if 'pretrained' in model_cfg:
-        model_cfg.pretrained = None
-    model = MODELS.build(model_cfg)
-    model = revert_sync_batchnorm(model)
-    if checkpoint is not None:
-        from mmengine.runner import load_checkpoint
-        load_checkpoint(model, checkpoint, map_location='cpu')
+    """The model of ``config`` (:func:`mmfapn.apis.build_model`, PyTorch's
+    default initialisation unless ``checkpoint``) in eval mode on CPU with
+    every deformable conv on the PyTorch path, and its scope ('mmdet' or
+    'mmseg').  Its data preprocessor is the config's (``test_step`` works
+    on it)."""
+    from mmfapn.apis import build_model as build_inference_model
+    model = build_inference_model(config, checkpoint, cfg_options=cfg_options,
+                                  init_weights=False)
     for module in model.modules():
         if hasattr(module, 'dcn_impl'):
             module.dcn_impl = 'torch'
-    return model.eval(), scope
+    return model.eval(), model.mmfapn_scope
 
 
 def wrap(model: nn.Module, scope: str, part: str, shape: Tuple[int, int],

@@ -1,9 +1,9 @@
-"""tools/analysis/benchmark.py: the command line end to end (JSON, ratios,
-progress), the deformable-conv FLOP handle against its formula, the
-real-time FaPN MACs against the supplement's FLOPs column, stock configs as
-``--compare`` for mmseg and mmdet, and its errors."""
+"""tools/analysis/benchmark.py and mmfapn.analysis.benchmark: the command
+line end to end (JSON, ratios, progress), the deformable-conv FLOP handle
+against its formula, the real-time FaPN MACs against the supplement's FLOPs
+column, stock configs as ``--compare`` for mmseg and mmdet, and its
+errors."""
 import functools
-import importlib.util
 import json
 import os.path as osp
 import subprocess
@@ -13,6 +13,9 @@ from fractions import Fraction
 import pytest
 import torch
 from torch import nn
+
+from mmfapn.analysis import benchmark
+from mmfapn.apis import read_config
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SCRIPT = osp.join(REPO, 'tools', 'analysis', 'benchmark.py')
@@ -28,17 +31,9 @@ RT_ROWS = [  # supplement Table 1 rows, and its FLOPs column (G)
 FAPN_MINUS_FPN = 4442504
 
 
-@functools.lru_cache(maxsize=None)
-def _load_benchmark():
-    spec = importlib.util.spec_from_file_location('mmfapn_benchmark', SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope='module')
 def bm():
-    return _load_benchmark()
+    return benchmark
 
 
 @pytest.fixture
@@ -152,11 +147,11 @@ def test_counting_does_not_change_the_output(bm):
 def _rt_counts(path, shape):
     """``count_flops`` of a real-time config at ``shape`` (cached: the
     conv and the total tests share the small-size counts)."""
-    bm = _load_benchmark()
+    bm = benchmark
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        cfg = bm.load_config(path)
+        cfg = read_config(path)
         model = bm.build_model(cfg, 'mmseg', shape, None, 'cpu')
         data = bm.make_batch(model, 'mmseg', shape, 1)
         return bm.count_flops(model, model.data_preprocessor(data, False))
@@ -287,7 +282,7 @@ def test_plugin_config_against_stock_base(bm, tmp_path, one_thread, config,
 def test_checkpoint_is_loaded(bm, tmp_path):
     """--checkpoint: the measured model has the file's weights (random
     weights otherwise, with nothing downloaded)."""
-    cfg = bm.load_config(RT_ROWS[0][0])
+    cfg = read_config(RT_ROWS[0][0])
     first = bm.build_model(cfg, 'mmseg', (64, 96), None, 'cpu')
     with torch.no_grad():
         for p in first.parameters():
@@ -306,10 +301,10 @@ def test_checkpoint_is_loaded(bm, tmp_path):
 def test_errors(bm):
     with pytest.raises(FileNotFoundError, match='config file not found: '
                        "'nope.py'"):
-        bm.load_config('nope.py')
+        read_config('nope.py')
     with pytest.raises(FileNotFoundError, match="stock config "
                        "'mmseg::nope/none.py' not found"):
-        bm.load_config('mmseg::nope/none.py')
+        read_config('mmseg::nope/none.py')
 
 
 def test_error_messages_on_stderr(bm, capsys):

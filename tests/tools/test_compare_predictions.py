@@ -1,7 +1,8 @@
-"""tools/analysis/compare_predictions.py and mmfapn.visualization.compare: error
-colours, per-image scores worked by hand, figure layout, and the tool on
-the demo's two checkpoints."""
-import importlib.util
+"""tools/analysis/compare_predictions.py and mmfapn.visualization.compare:
+error colours, per-image scores worked by hand, figure layout, and the tool
+on the demo's two checkpoints."""
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,13 +11,12 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _tool():
-    spec = importlib.util.spec_from_file_location(
-        'compare_predictions_tool',
-        REPO / 'tools' / 'analysis' / 'compare_predictions.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _run_tool(argv):
+    """The command line as a user runs it (exit status, stdout, stderr)."""
+    return subprocess.run(
+        [sys.executable,
+         str(REPO / 'tools' / 'analysis' / 'compare_predictions.py'), *argv],
+        capture_output=True, text=True, timeout=600)
 
 
 PALETTE = np.array([[10, 20, 30], [200, 100, 0], [0, 0, 250]], np.uint8)
@@ -105,7 +105,7 @@ def test_pick_indices():
 
 
 @pytest.mark.slow
-def test_tool_on_the_demo_checkpoints(demo_run, tmp_path, capsys):
+def test_tool_on_the_demo_checkpoints(demo_run, tmp_path):
     from PIL import Image
 
     from mmfapn.visualization.drawing import GAP, TITLE_HEIGHT
@@ -115,15 +115,15 @@ def test_tool_on_the_demo_checkpoints(demo_run, tmp_path, capsys):
         argv += [str(next(Path(runs[label]['work_dir']).glob('*.py'))),
                  runs[label]['checkpoint']]
     out = tmp_path / 'cmp.png'
-    rc = _tool().main(argv + ['--indices', '1', '0', '--band', '5', '--out',
-                              str(out)])
-    assert rc == 0, capsys.readouterr().err
+    proc = _run_tool(argv + ['--indices', '1', '0', '--band', '5', '--out',
+                             str(out)])
+    assert proc.returncode == 0, proc.stderr[-3000:]
     with Image.open(out) as im:
         assert im.format == 'PNG'
         row = 128 + TITLE_HEIGHT
         assert im.size == (4 * 256 + 3 * GAP,
                            2 * row + TITLE_HEIGHT + 2 * GAP)
-    lines = capsys.readouterr().out.splitlines()
+    lines = proc.stdout.splitlines()
     # the table (after mmengine's "Loads checkpoint" lines)
     lines = lines[next(i for i, line in enumerate(lines)
                        if line.startswith('image ')):]
@@ -138,14 +138,14 @@ def test_tool_on_the_demo_checkpoints(demo_run, tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_tool_rejects_mismatched_inputs(demo_run, tmp_path, capsys):
+def test_tool_rejects_mismatched_inputs(demo_run, tmp_path):
     runs = {r['label']: r for r in demo_run['report']['runs']}
     cfg = str(next(Path(runs['FPN']['work_dir']).glob('*.py')))
     ckpt = runs['FPN']['checkpoint']
-    rc = _tool().main([cfg, ckpt, cfg, str(tmp_path / 'missing.pth')])
-    assert rc == 2
-    assert 'checkpoint file not found' in capsys.readouterr().err
-    rc = _tool().main([cfg, ckpt, cfg, ckpt, '--indices', '2'])
-    assert rc == 2
+    proc = _run_tool([cfg, ckpt, cfg, str(tmp_path / 'missing.pth')])
+    assert proc.returncode == 2
+    assert 'checkpoint file not found' in proc.stderr
+    proc = _run_tool([cfg, ckpt, cfg, ckpt, '--indices', '2'])
+    assert proc.returncode == 2
     assert 'indices [2] out of range for a dataset of 2 images' in \
-        capsys.readouterr().err
+        proc.stderr

@@ -1,8 +1,5 @@
 """tools/model_converters/d2_fapn_to_mmdet.py, and the converted checkpoint
 through ``mim test mmdet`` on generated COCO data."""
-import contextlib
-import importlib.util
-import io
 import os
 import os.path as osp
 import pickle
@@ -12,8 +9,7 @@ import sys
 
 import pytest
 import torch
-
-from mmfapn.utils import d2_fapn_state_dict
+from d2_synthetic import d2_fapn_state_dict, d2_state_dict_from_key_list
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TOOL = osp.join(REPO, 'tools', 'model_converters', 'd2_fapn_to_mmdet.py')
@@ -22,11 +18,10 @@ FRCNN_D2_CFG = osp.join(REPO, 'configs', 'det', 'faster_rcnn',
 VENV_BIN = osp.dirname(sys.executable)
 
 
-def _tool():
-    spec = importlib.util.spec_from_file_location('d2_fapn_to_mmdet', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _run_tool(argv):
+    """The command line as a user runs it (exit status, stdout, stderr)."""
+    return subprocess.run([sys.executable, TOOL, *argv], capture_output=True,
+                          text=True, timeout=900)
 
 
 @pytest.fixture(scope='module')
@@ -49,10 +44,8 @@ def converted_frcnn(frcnn_d2_file, tmp_path_factory):
     stdout)."""
     src, _ = frcnn_d2_file
     dst = tmp_path_factory.mktemp('converted') / 'out' / 'frcnn_d2.pth'
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        code = _tool().main([src, str(dst), '--task', 'det'])
-    return str(dst), code, buf.getvalue()
+    proc = _run_tool([src, str(dst), '--task', 'det'])
+    return str(dst), proc.returncode, proc.stdout
 
 
 def test_cli_converts_and_reports(frcnn_d2_file, converted_frcnn):
@@ -78,25 +71,27 @@ def test_cli_converts_and_reports(frcnn_d2_file, converted_frcnn):
                           'running_var'])
 
 
-def test_cli_failure_exit_code_and_report(tmp_path, capsys):
+def test_cli_failure_exit_code_and_report(tmp_path):
     d2 = d2_fapn_state_dict('point_rend_semantic', with_buffers=False)
     d2['sem_seg_head.point_head.fc4.weight'] = torch.zeros(256, 256, 1)
     d2['sem_seg_head.aux_head.weight'] = torch.zeros(19, 256, 1, 1)
     src = tmp_path / 'model_final.pth'
     torch.save({'model': d2}, src)
     dst = tmp_path / 'out.pth'
-    tool = _tool()
-    assert tool.main([str(src), str(dst), '--task', 'det']) == 1
-    assert 'does not match the checkpoint' in capsys.readouterr().err
-    assert tool.main([str(src), str(dst), '--task', 'seg']) == 1
-    err = capsys.readouterr().err
+    proc = _run_tool([str(src), str(dst), '--task', 'det'])
+    assert proc.returncode == 1
+    assert 'does not match the checkpoint' in proc.stderr
+    proc = _run_tool([str(src), str(dst), '--task', 'seg'])
+    assert proc.returncode == 1
+    err = proc.stderr
     assert 'UNUSED source keys: 1\n    sem_seg_head.aux_head.weight' in err
     # fc4 -> decode_head.1.fcs.3, which the 3-fc point head lacks
     assert ('UNEXPECTED converted keys (not in the model): 1\n'
             '    decode_head.1.fcs.3.conv.weight') in err
     assert not dst.exists()
-    assert tool.main([str(tmp_path / 'nope.pth'), str(dst)]) == 1
-    assert 'nope.pth' in capsys.readouterr().err
+    proc = _run_tool([str(tmp_path / 'nope.pth'), str(dst)])
+    assert proc.returncode == 1
+    assert 'nope.pth' in proc.stderr
 
 
 def _run(args, cwd):
@@ -195,24 +190,25 @@ MASKFORMER_D2_CFG = {
 }
 
 
-def test_cli_refuses_unsupported_checkpoints_in_one_line(tmp_path, capsys):
-    from mmfapn.utils import d2_state_dict_from_key_list
+def test_cli_refuses_unsupported_checkpoints_in_one_line(tmp_path):
     d2 = d2_state_dict_from_key_list(KEY_LISTS['r101'])
     # MaskFormer with its own BasePixelDecoder: not a FaPN model
     plain = {k: v for k, v in d2.items() if '.align_' not in k}
     src = tmp_path / 'maskformer_R101_plain.pth'
     torch.save({'model': plain}, src)
     dst = tmp_path / 'out.pth'
-    assert _tool().main([str(src), str(dst)]) == 1
-    err = capsys.readouterr().err
+    proc = _run_tool([str(src), str(dst)])
+    assert proc.returncode == 1
+    err = proc.stderr
     assert err.count('\n') == 1, err
     assert err.startswith(f'error: {src}: unsupported MaskFormer checkpoint: '
                           "the pixel decoder is not FaPN's "
                           'BasePixelFANDecoder')
     # a checkpoint of something else entirely
     torch.save({'model': {'encoder.layer.0.weight': torch.zeros(2)}}, src)
-    assert _tool().main([str(src), str(dst)]) == 1
-    err = capsys.readouterr().err
+    proc = _run_tool([str(src), str(dst)])
+    assert proc.returncode == 1
+    err = proc.stderr
     assert err.count('\n') == 1 and 'not a detectron2 ResNet checkpoint' \
         in err, err
     assert not dst.exists()
@@ -257,17 +253,15 @@ def test_converted_maskformer_through_mim_test(arch, tmp_path):
     from PIL import Image
 
     from mmfapn.datasets import write_toy_ade
-    from mmfapn.utils import d2_state_dict_from_key_list
     d2 = d2_state_dict_from_key_list(KEY_LISTS[arch], seed=5)
     d2['sem_seg_head.predictor.class_embed.bias'][0] = 30.0
     src = tmp_path / 'model_final.pth'
     torch.save({'model': d2, 'iteration': 159999}, src)
     del d2
     ckpt = tmp_path / 'converted.pth'
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        assert _tool().main([str(src), str(ckpt)]) == 0
-    out = buf.getvalue()
+    proc = _run_tool([str(src), str(ckpt)])
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
     assert MASKFORMER_D2_CFG[arch] in out and 'result: OK' in out, out
     src.unlink()
 

@@ -2,7 +2,7 @@
 (every step wired, the report's schema), and its parts: the report
 validator, the carried-wheel splitting, the wheelhouse list and check, the
 loss and pytest-result readers; setup_env.sh's wheelhouse error; the CUDA
-additions of bench_dcn.py and benchmark.py that run on a CPU."""
+additions of bench_dcn.py and mmfapn.analysis.benchmark that run on a CPU."""
 import importlib.util
 import json
 import os
@@ -223,7 +223,7 @@ def test_bench_dcn_torchvision_impl_on_cpu(tmp_path, capsys):
 
 
 def test_benchmark_gpu_options_parse_and_are_recorded():
-    bm = _load('benchmark_gc', 'tools/analysis/benchmark.py')
+    from mmfapn.analysis import benchmark as bm
     args = bm.parse_args(['c.py', '--amp', 'float16', '--channels-last',
                           '--cudnn-benchmark'])
     assert (args.amp, args.channels_last, args.cudnn_benchmark) == (
@@ -237,7 +237,7 @@ def test_benchmark_channels_last_runs_on_cpu(tmp_path):
     """--channels-last (and the cuDNN switch, a no-op on the CPU) at a tiny
     size: the step runs and the JSON records the options."""
     import torch
-    bm = _load('benchmark_gc2', 'tools/analysis/benchmark.py')
+    from mmfapn.analysis import benchmark as bm
     out = tmp_path / 'r.json'
     saved_flag = torch.backends.cudnn.benchmark
     try:

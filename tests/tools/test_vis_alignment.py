@@ -1,9 +1,10 @@
 """tools/analysis/vis_alignment.py and the FAM recorder behind it
-(mmfapn.visualization.alignment): the recorded maps are the FAM's own, the offset
-summary follows the DCNv2 layout, and the tool runs on an mmseg checkpoint
-written by the demo and on an mmdet FaPN detector."""
-import importlib.util
+(mmfapn.visualization.alignment): the recorded maps are the FAM's own, the
+offset summary follows the DCNv2 layout, and the tool runs on an mmseg
+checkpoint written by the demo and on an mmdet FaPN detector."""
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,13 +16,11 @@ from torch import nn
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _tool():
-    spec = importlib.util.spec_from_file_location(
-        'vis_alignment_tool', REPO / 'tools' / 'analysis' /
-        'vis_alignment.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _run_tool(argv):
+    """The command line as a user runs it (exit status, stdout, stderr)."""
+    return subprocess.run(
+        [sys.executable, str(REPO / 'tools' / 'analysis' / 'vis_alignment.py'),
+         *argv], capture_output=True, text=True, timeout=600)
 
 
 class _TwoFams(nn.Module):
@@ -166,19 +165,19 @@ def test_flow_colours():
 
 
 @pytest.mark.slow
-def test_tool_on_a_demo_checkpoint(demo_run, tmp_path, capsys):
+def test_tool_on_a_demo_checkpoint(demo_run, tmp_path):
     """The mmseg FaPN checkpoint trained by the demo, on an odd-sized image
     (resized by the config's test pipeline): every FAM is shown."""
-    from mmfapn.visualization.drawing import GAP, TITLE_HEIGHT, write_png
     from mmfapn.datasets import render_scene
+    from mmfapn.visualization.drawing import GAP, TITLE_HEIGHT, write_png
     run = next(r for r in demo_run['report']['runs'] if r['label'] == 'FaPN')
     cfg = str(next(Path(run['work_dir']).glob('*.py')))
     image = render_scene(77, 131, num_classes=7, seed=5).image
     img_path = write_png(str(tmp_path / 'odd.png'), image)
     out = tmp_path / 'vis'
-    rc = _tool().main([cfg, run['checkpoint'], img_path, '--out-dir',
-                       str(out), '--reduce', 'mean'])
-    assert rc == 0
+    proc = _run_tool([cfg, run['checkpoint'], img_path, '--out-dir',
+                      str(out), '--reduce', 'mean'])
+    assert proc.returncode == 0, proc.stderr[-3000:]
     stats = json.loads((out / 'alignment.json').read_text())
     fams = stats['fams']
     assert [f['stride'] for f in fams] == [4, 8, 16]
@@ -200,7 +199,7 @@ def test_tool_on_a_demo_checkpoint(demo_run, tmp_path, capsys):
                  'fam1_s8_arrows', 'prediction'):
         with Image.open(out / f'{name}.png') as im:
             assert im.size == (131, 77), name
-    printed = capsys.readouterr().out
+    printed = proc.stdout
     assert 'neck.align_modules.0' in printed and 'wrote 15 files' in printed
 
 
@@ -219,15 +218,15 @@ test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 
 
 @pytest.mark.slow
-def test_tool_on_an_mmdet_fapn_detector(tmp_path, capsys):
+def test_tool_on_an_mmdet_fapn_detector(tmp_path):
     """RetinaNet R-18 with the FaPN neck (mmdet; FAMs at C4 and C3 only,
     since RetinaNet starts at C3), random weights with non-zero offsets,
     saved as an mmengine checkpoint."""
     from mmengine.runner import save_checkpoint
 
+    from mmfapn.apis.inference import load_model
     from mmfapn.datasets import render_scene
     from mmfapn.visualization.drawing import write_png
-    from mmfapn.apis.inference import load_model
     cfg = tmp_path / 'retinanet_r18_fapn.py'
     cfg.write_text(_DET_CONFIG.format(
         fragment=str(REPO / 'configs' / '_base_' / 'mmfapn.py')))
@@ -242,9 +241,9 @@ def test_tool_on_an_mmdet_fapn_detector(tmp_path, capsys):
     image = render_scene(90, 151, num_classes=5, seed=3).image
     img_path = write_png(str(tmp_path / 'det.png'), image)
     out = tmp_path / 'vis'
-    rc = _tool().main([str(cfg), ckpt, img_path, '--out-dir', str(out),
-                       '--max-width', '100'])
-    assert rc == 0, capsys.readouterr().err
+    proc = _run_tool([str(cfg), ckpt, img_path, '--out-dir', str(out),
+                      '--max-width', '100'])
+    assert proc.returncode == 0, proc.stderr[-3000:]
     fams = json.loads((out / 'alignment.json').read_text())['fams']
     assert [f['stride'] for f in fams] == [8, 16]
     assert all(f['mean_displacement_px'] > 0 for f in fams)
@@ -253,14 +252,13 @@ def test_tool_on_an_mmdet_fapn_detector(tmp_path, capsys):
         assert im.size == (100, 60)  # 151x90 scaled to 100 wide
 
 
-def test_tool_errors_name_the_problem(tmp_path, capsys):
-    tool = _tool()
-    rc = tool.main(['no_config.py', 'no.pth', str(tmp_path / 'none.png')])
-    assert rc == 2
-    assert "cannot read image '" in capsys.readouterr().err
+def test_tool_errors_name_the_problem(tmp_path):
+    proc = _run_tool(['no_config.py', 'no.pth', str(tmp_path / 'none.png')])
+    assert proc.returncode == 2
+    assert "cannot read image '" in proc.stderr
     from mmfapn.visualization.drawing import write_png
     img = write_png(str(tmp_path / 'x.png'), np.zeros((8, 8, 3), np.uint8))
-    rc = tool.main(['no_config.py', 'no.pth', img])
-    assert rc == 2
+    proc = _run_tool(['no_config.py', 'no.pth', img])
+    assert proc.returncode == 2
     assert "config file not found: 'no_config.py'" in \
-        capsys.readouterr().err
+        proc.stderr

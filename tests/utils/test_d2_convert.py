@@ -2,10 +2,10 @@
 
 The released checkpoints cannot be downloaded here; the tests use state
 dicts with the released key names and shapes
-(:func:`mmfapn.utils.d2_fapn_state_dict`) and check the conversion against
-the models of the real ``*_d2-weights.py`` configs, and against forward
-passes written directly from the official code's structure on detectron2
-key names.
+(``d2_fapn_state_dict`` of tests/helpers/d2_synthetic.py) and check the
+conversion against the models of the real ``*_d2-weights.py`` configs, and
+against forward passes written directly from the official code's structure
+on detectron2 key names.
 """
 import os.path as osp
 import pickle
@@ -13,10 +13,10 @@ import pickle
 import pytest
 import torch
 import torch.nn.functional as F
+from d2_synthetic import d2_fapn_state_dict, fapn_neck_to_d2
 
 from mmfapn.utils import (D2ConversionError, convert_d2_checkpoint,
-                          convert_d2_state_dict, d2_fapn_state_dict,
-                          detect_d2_model, fapn_neck_to_d2,
+                          convert_d2_state_dict, detect_d2_model,
                           load_d2_checkpoint)
 from mmfapn.utils.d2_convert import (D2_WEIGHT_CONFIGS, build_target_model,
                                      check_against_model, default_config)

@@ -19,15 +19,15 @@ import os.path as osp
 import pytest
 import torch
 import torch.nn.functional as F
+from d2_synthetic import d2_state_dict_from_key_list, read_key_list
 
 from mmfapn.utils import (D2ConversionError, D2UnsupportedError,
                           convert_d2_checkpoint, convert_d2_state_dict,
-                          d2_state_dict_from_key_list, detect_d2_model)
+                          detect_d2_model)
 from mmfapn.utils.d2_convert import (build_target_model, check_against_model,
                                      default_config)
 from mmfapn.utils.d2_maskformer import (check_config,
                                         swin_merging_to_unfold_order)
-from mmfapn.utils.d2_synthetic import read_key_list
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 KEYS = osp.join(REPO, 'tests', 'data', 'd2_keys')

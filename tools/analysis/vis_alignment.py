@@ -81,7 +81,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-    sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(
-        osp.abspath(__file__)))))
     os.environ.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
     sys.exit(main())

@@ -11,15 +11,22 @@ This description is independent of the conversion rules in
 For the two MaskFormer + FaPN releases the key/shape lists were taken from
 the official models themselves (``tests/data/d2_keys/*.tsv``);
 :func:`d2_state_dict_from_key_list` fills such a list with random values.
+:func:`fapn_neck_to_d2` goes the other way for the neck: an mmfapn FaPN
+state dict under the released names.
+
+Test code, not part of the package: importable in the tests as
+``d2_synthetic`` (``pythonpath = tests/helpers`` in setup.cfg's pytest
+section).
 """
 import re
 from collections import OrderedDict
-from typing import Optional, Tuple
+from typing import Mapping, Optional, Tuple
 
 import torch
 from torch import Tensor
 
-from .d2_convert import D2_PIXEL_MEAN, D2_PIXEL_STD
+from mmfapn.utils.d2_convert import (D2_PIXEL_MEAN, D2_PIXEL_STD,
+                                     D2ConversionError)
 
 _STAGE_BLOCKS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3)}
 _MODELS = ('faster_rcnn', 'mask_rcnn', 'point_rend', 'panoptic_fpn',
@@ -303,3 +310,53 @@ def d2_state_dict_from_key_list(path: str,
     for key, t in state.items():
         assert tuple(t.shape) == shapes[key], key
     return state
+
+
+# --------------------------------------------------------------------------
+# mmfapn -> detectron2 names, for comparing with the official code
+# --------------------------------------------------------------------------
+def fapn_neck_to_d2(neck_state: Mapping[str, Tensor],
+                    prefix: str = '',
+                    stage0: int = 2) -> 'OrderedDict[str, Tensor]':
+    """Rename an mmfapn :class:`~mmfapn.models.FaPN` state dict to the
+    released detectron2 names (``backbone.fan_align*``,
+    ``backbone.fpn_output*``), the inverse of the neck rules of
+    :mod:`mmfapn.utils.d2_convert`.
+
+    Args:
+        neck_state: ``neck.state_dict()`` (or a model state dict with
+            ``prefix='neck.'``).
+        prefix (str): prefix of the neck keys in ``neck_state``.
+        stage0 (int): detectron2 stage of the first level (2 for res2).
+    """
+    inv = [
+        (r'lateral_convs\.(\d+)\.conv_atten\.conv\.weight',
+         'fan_align{s}.lateral_conv.conv_atten.weight'),
+        (r'lateral_convs\.(\d+)\.conv\.conv\.weight',
+         'fan_align{s}.lateral_conv.conv.weight'),
+        (r'lateral_convs\.(\d+)\.conv\.(weight|bias)', 'fan_align{s}.{p}'),
+        (r'align_modules\.(\d+)\.offset_fusion\.conv\.weight',
+         'fan_align{s}.offset.weight'),
+        (r'align_modules\.(\d+)\.dcn\.(weight|bias)',
+         'fan_align{s}.dcpack_L2.{p}'),
+        (r'align_modules\.(\d+)\.dcn\.conv_offset\.(weight|bias)',
+         'fan_align{s}.dcpack_L2.conv_offset_mask.{p}'),
+        (r'fpn_convs\.(\d+)\.conv\.(weight|bias)', 'fpn_output{s}.{p}'),
+    ]
+    out = OrderedDict()
+    for key, value in neck_state.items():
+        if not key.startswith(prefix):
+            continue
+        k = key[len(prefix):]
+        for pattern, template in inv:
+            m = re.fullmatch(pattern, k)
+            if m:
+                p = m.group(2) if m.lastindex >= 2 else ''
+                out['backbone.' + template.format(
+                    s=int(m.group(1)) + stage0, p=p)] = value
+                break
+        else:
+            raise D2ConversionError(
+                f'neck key {key!r} has no detectron2 counterpart (norm '
+                'layers and extra convs are not in the released FaPN)')
+    return out
