@@ -36,10 +36,13 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional, Sequence
 
+from mmfapn.utils.config_files import config_path, display_path
+
 from .progress import DemoProgress, DemoProgressHook, format_seconds
 
-REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-DEMO_CONFIGS = osp.join(REPO, 'configs', 'seg', 'demo')
+# shipped with the package (mmfapn/.mim/configs), so an installed mmfapn
+# runs the demo without the repository
+DEMO_CONFIGS = config_path(osp.join('seg', 'demo'))
 FPN_CONFIG = osp.join(DEMO_CONFIGS, 'sem-fpn_r18_fpn_toycity-demo.py')
 FAPN_CONFIG = osp.join(DEMO_CONFIGS, 'sem-fpn_r18_fapn_toycity-demo.py')
 WIDTHS = (3, 5, 8, 12)
@@ -294,7 +297,7 @@ def train_one(opts: DemoOptions, label: str, config: str, data_root: str,
         opts, label, config, data_root, seed, backbone_init, progress)
     cfg = runner.cfg
     params = sum(p.numel() for p in runner.model.parameters())
-    print(f'  seed {seed} {label}: {osp.relpath(config, REPO)} '
+    print(f'  seed {seed} {label}: {display_path(config)} '
           f'({params:,} parameters), {opts.iters} iterations of batch '
           f'{cfg.train_dataloader.batch_size}', flush=True)
     runner.train()
@@ -314,8 +317,7 @@ def train_one(opts: DemoOptions, label: str, config: str, data_root: str,
     result = RunResult(
         label=label,
         seed=seed,
-        config=osp.relpath(config, REPO) if config.startswith(REPO)
-        else config,
+        config=display_path(config),
         work_dir=cfg.work_dir,
         checkpoint=checkpoint,
         params=params,

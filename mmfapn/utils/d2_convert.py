@@ -685,11 +685,12 @@ def dataset_meta(cfg) -> Optional[dict]:
 
 def default_config(model: str, depth: Union[int, str],
                    configs_root: Optional[str] = None) -> str:
-    """The repository's ``*_d2-weights.py`` config for a released model."""
-    if configs_root is None:
-        configs_root = osp.join(
-            osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))),
-            'configs')
+    """The shipped ``*_d2-weights.py`` config for a released model (under
+    ``configs_root``, by default :func:`mmfapn.utils.config_files.
+    configs_root`)."""
+    if configs_root is None:  # the shipped configs (mmfapn/.mim/configs)
+        from .config_files import configs_root as shipped_configs
+        configs_root = shipped_configs()
     rel = D2_WEIGHT_CONFIGS.get((model, depth))
     if rel is None:
         from .d2_maskformer import arch_name
@@ -699,8 +700,8 @@ def default_config(model: str, depth: Union[int, str],
     path = osp.join(configs_root, rel)
     if not osp.isfile(path):
         raise FileNotFoundError(
-            f'config {path!r} not found (is mmfapn installed from a '
-            'repository checkout?); pass --config')
+            f'config {path!r} not found (mmfapn installed without its '
+            'configs?); pass --config')
     return path
 
 
