@@ -24,9 +24,12 @@ The forward takes whole images, else ranges of output rows with all groups
 (full-depth matrix products), and holds one chunk at a time.  The backward
 (the autograd formula of the custom op in :mod:`mmfapn.ops.mdcn_library`)
 saves only the inputs (no columns) and rebuilds the columns chunk by chunk:
-whole images, else blocks of deformable groups with all rows (their input
-gradients are disjoint), else blocks of ``min(deform_groups, threads)``
-groups by ranges of output rows, whose input gradients are accumulated.
+whole images, else blocks of at least ``min(deform_groups, threads)``
+deformable groups with all rows (their input gradients are disjoint), else
+all groups by ranges of output rows (full-depth matrix products, as in the
+forward), else (very wide maps) blocks of ``min(deform_groups, threads)``
+groups by ranges of rows; with rows split, the input gradients of the
+chunks are accumulated.
 PyTorch's CPU ``grid_sample`` (and its backward) parallelises over the
 batch dimension only, which here is images x groups of the chunk: a block
 of at least as many groups as threads keeps every thread busy (with fewer
@@ -47,11 +50,10 @@ of inputs, outputs and gradients, in elements:
 
 The chunk's images and groups hold at most ``chunk_numel / (kh * kw)``
 input elements for stride-1 layers (their columns fit in the chunk) or
-``min(deform_groups, threads)`` groups of one image (row ranges), so with
+the groups of one image (row ranges), so with
 the default chunk the backward's extra memory is at most about
 ``(3 + 2r/9) * min(im2col / 4, 16 MiB)`` for 3x3 stride-1 layers, plus
-``2r`` times the input of ``min(deform_groups, threads)`` groups when rows
-are split.  One output row of the chunk's groups of one image is the
+``2r`` times the input of one image when rows are split.  One output row of the chunk's groups of one image is the
 smallest chunk: only when that exceeds ``chunk_numel`` (very wide maps)
 does a chunk exceed it.
 
@@ -140,10 +142,11 @@ def _chunks(n: int, dg: int, out_h: int, unit_row: int, chunk_numel: int,
     C_in * kh * kw and each output element is written once (one row of one
     group is the smallest chunk).  ``order='groups'`` (backward) takes
     blocks of groups with all rows if at least ``min(dg, threads)`` groups
-    fit (the chunks' input gradients are then disjoint), else blocks of
+    fit (the chunks' input gradients are then disjoint), else all groups by
+    ranges of rows if one row of all groups fits, else blocks of
     ``min(dg, threads)`` groups (fewer if one row of them exceeds the
-    chunk) by ranges of rows, whose input gradients overlap: the caller
-    accumulates them.  Row ranges come in nearly equal sizes.
+    chunk) by ranges of rows; the input gradients of row ranges overlap:
+    the caller accumulates them.  Row ranges come in nearly equal sizes.
     """
     image = unit_row * dg * out_h
     if image <= chunk_numel:
@@ -167,6 +170,11 @@ def _chunks(n: int, dg: int, out_h: int, unit_row: int, chunk_numel: int,
     gb = chunk_numel // (unit_row * out_h)
     if gb >= want:
         rows = [(0, out_h)]
+    elif unit_row * dg <= chunk_numel:
+        # all groups by ranges of rows: full-depth matrix products, as in
+        # the forward (faster than the same columns in group blocks)
+        gb = dg
+        rows = _ranges(out_h, chunk_numel // (unit_row * dg))
     else:
         gb = max(1, min(want, chunk_numel // unit_row))
         rows = _ranges(out_h, chunk_numel // (unit_row * gb))
@@ -364,18 +372,32 @@ def _forward(input: Tensor, offset: Tensor, mask: Tensor, weight: Tensor,
     n, c = input.shape[:2]
     c_out = weight.shape[0]
     ho, wo = out_size
-    # a new tensor in every case: the chunks accumulate into it in place
-    # (``expand(...).contiguous()`` of a 1x1 output for one image would be
-    # the bias itself)
-    out = input.new_zeros(n, c_out, ho, wo)
-    if bias is not None:
-        out += bias.view(1, c_out, 1, 1)
     unit_row = (c // dg) * kernel[0] * kernel[1] * wo
-    for ck in _chunks(n, dg, ho, unit_row, chunk_numel):
+    chunks = list(_chunks(n, dg, ho, unit_row, chunk_numel))
+    # Chunks with all groups are disjoint blocks of the output: each is
+    # written once by its matrix product (bias included), no zero fill.
+    # Blocks of groups (very wide maps) accumulate into a zeroed output.
+    # The output is a new tensor in every case (``expand(...)`` of the bias
+    # for a 1x1 output of one image would be the bias itself).
+    once = all(ck.g1 - ck.g0 == dg for ck in chunks)
+    if once:
+        out = input.new_empty(n, c_out, ho, wo)
+    else:
+        out = input.new_zeros(n, c_out, ho, wo)
+        if bias is not None:
+            out += bias.view(1, c_out, 1, 1)
+    bias_col = None if bias is None else bias.view(c_out, 1)
+    for ck in chunks:
         v = _ChunkView(ck, input, offset, mask, weight, geom)
         cols = _sample(v.x, v.grid).mul_(v.mask).view(v.cols_shape)
         for b in range(v.nb):
-            _out_block(out, ck, b).addmm_(v.weight, cols[b])
+            block = _out_block(out, ck, b)
+            if not once:
+                block.addmm_(v.weight, cols[b])
+            elif bias_col is None:
+                torch.mm(v.weight, cols[b], out=block)
+            else:
+                torch.addmm(bias_col, v.weight, cols[b], out=block)
         del cols
     return out
 
@@ -431,6 +453,13 @@ def _backward(grad_out: Tensor, input: Tensor, offset: Tensor, mask: Tensor,
     grad_off = torch.empty_like(offset) if need_off else None
     grad_mask = torch.empty_like(mask) if need_mask else None
     grad_w = torch.zeros_like(weight) if need_w else None
+    # Chunk-sized buffers allocated once per call and reused by every
+    # chunk: allocating them per chunk lets glibc trim and re-grow the heap
+    # between chunks, page-faulting the fresh pages each time.
+    most = max(((ck.b1 - ck.b0) * (ck.g1 - ck.g0) * cpg * taps *
+                (ck.r1 - ck.r0) * wo) for ck in chunks)
+    g_cols_buf = input.new_empty(most)
+    prod_buf = input.new_empty(most) if need_mask else None
     x_pad, x_pad_key = None, None
     for ck in chunks:
         v = _ChunkView(ck, input, offset, mask, weight, geom,
@@ -452,16 +481,16 @@ def _backward(grad_out: Tensor, input: Tensor, offset: Tensor, mask: Tensor,
         cols = _sample(x_band, v.grid)
         go = [_out_block(grad_out, ck, b) for b in range(v.nb)]
         # d(loss)/d(masked columns), same layout
-        if v.nb == 1:
-            g_cols = torch.mm(v.weight.t(), go[0])
-        else:
-            g_cols = torch.stack([torch.mm(v.weight.t(), g) for g in go])
+        g_cols = g_cols_buf[:cols.numel()].view(v.cols_shape)
+        for b in range(v.nb):
+            torch.mm(v.weight.t(), go[b], out=g_cols[b])
         g_cols = g_cols.view_as(cols)
         if need_mask:
             # sum over channels of a chunk-sized product: two operators
             # (each is a parallel region, which costs most on a loaded
             # machine) for one more chunk of memory
-            gm = torch.mul(g_cols, cols).sum(1)
+            gm = torch.mul(g_cols, cols,
+                           out=prod_buf[:cols.numel()].view_as(cols)).sum(1)
             grad_mask.view(n, dg, taps, ho, wo)[
                 ck.b0:ck.b1, ck.g0:ck.g1, :, ck.r0:ck.r1] = gm.view(
                     v.nb, v.gb, taps, v.rows, wo)
