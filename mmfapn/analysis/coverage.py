@@ -28,7 +28,6 @@ an untrained model run on a fixed, small number of boxes.
 """
 import copy
 import importlib
-import logging
 import os
 import os.path as osp
 import re
@@ -39,7 +38,10 @@ from typing import Any, Dict, List, Optional, Tuple
 import torch
 from torch import nn
 
-TOOLBOXES = ('mmdet', 'mmseg')
+from mmfapn.apis.inference import build_model_cfg, drop_pretrained
+from mmfapn.registry import SCOPES
+from mmfapn.utils.config_files import stock_configs_root
+
 # FPN type names as configs write them -> FaPN under the same scope
 FPN_TYPES = {
     'FPN': 'FaPN',
@@ -69,23 +71,10 @@ class StageError(Exception):
 # --------------------------------------------------------------------------
 # configs
 # --------------------------------------------------------------------------
-def stock_config_root(toolbox: str) -> str:
-    """``<toolbox>/.mim/configs`` of the installed mmdet or mmseg."""
-    if toolbox not in TOOLBOXES:
-        raise ValueError(f'coverage: unknown toolbox {toolbox!r}; expected '
-                         f'one of {TOOLBOXES}')
-    package = importlib.import_module(toolbox)
-    root = osp.join(osp.dirname(package.__file__), '.mim', 'configs')
-    if not osp.isdir(root):
-        raise FileNotFoundError(f'coverage: {toolbox} ships no configs at '
-                                f'{root}')
-    return root
-
-
 def list_stock_configs(toolbox: str) -> List[str]:
     """Every config of ``toolbox`` as ``'<toolbox>::<relative path>'``
     (sorted; ``_base_`` fragments excluded)."""
-    root = stock_config_root(toolbox)
+    root = stock_configs_root(toolbox)
     names = []
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith('_base_'))
@@ -100,7 +89,7 @@ def list_stock_configs(toolbox: str) -> List[str]:
 def split_name(name: str) -> Tuple[str, str]:
     """``'mmdet::a/b.py'`` -> ``('mmdet', 'a/b.py')``."""
     toolbox, sep, rel = name.partition('::')
-    if not sep or toolbox not in TOOLBOXES or not rel:
+    if not sep or toolbox not in SCOPES or not rel:
         raise ValueError(f'coverage: a stock config is written '
                          f'"mmdet::path" or "mmseg::path", got {name!r}')
     return toolbox, rel
@@ -111,7 +100,7 @@ def load_stock_config(name: str):
     are not run here: :func:`check_model` does that)."""
     from mmengine import Config
     toolbox, rel = split_name(name)
-    path = osp.join(stock_config_root(toolbox), rel)
+    path = osp.join(stock_configs_root(toolbox), rel)
     if not osp.isfile(path):
         raise FileNotFoundError(f'coverage: no stock config {path}')
     return Config.fromfile(path, import_custom_modules=False,
@@ -221,25 +210,17 @@ def prepare_model_cfg(toolbox: str, model_cfg: dict,
                       batch_shape: Tuple[int, int]) -> dict:
     """The changes listed in the module docstring, on a copy."""
     cfg = _plain(model_cfg)
-    root = stock_config_root(toolbox)
+    drop_pretrained(cfg)
+    root = stock_configs_root(toolbox)
 
     def visit(node):
         if isinstance(node, dict):
-            if 'pretrained' in node:
-                node['pretrained'] = None
             if node.get('teacher_ckpt') is not None:
                 node['teacher_ckpt'] = None
             teacher = node.get('teacher_config')
             if isinstance(teacher, str) and teacher.startswith('configs/'):
                 # relative to mmdet's source tree: the installed copy
                 node['teacher_config'] = osp.join(root, teacher[8:])
-            init = node.get('init_cfg')
-            if isinstance(init, dict) and init.get('type') == 'Pretrained':
-                node['init_cfg'] = None
-            elif isinstance(init, list):
-                kept = [c for c in init if not (
-                    isinstance(c, dict) and c.get('type') == 'Pretrained')]
-                node['init_cfg'] = kept or None
             for key, value in node.items():
                 if key == 'test_cfg' and isinstance(value, dict):
                     _keep_all_detections(value)
@@ -310,14 +291,6 @@ def _where(exc: BaseException) -> str:
     return f'{path}:{frame.lineno}'
 
 
-def _registry(toolbox: str):
-    if toolbox == 'mmdet':
-        from mmdet.registry import MODELS
-    else:
-        from mmseg.registry import MODELS
-    return MODELS
-
-
 def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -341,27 +314,9 @@ def build_model(toolbox: str, model_cfg: dict, custom_imports=None,
                 init: bool = True) -> nn.Module:
     """Import what the config imports, build ``model_cfg`` in the
     toolbox's scope, initialise it as the Runner does (quietly), SyncBN ->
-    BN."""
-    from mmengine.logging import MMLogger
-    from mmengine.model import revert_sync_batchnorm
-    from mmengine.registry import init_default_scope
-    from mmengine.utils import import_modules_from_strings
-    import mmfapn  # noqa: F401  (registers FaPN)
-    if custom_imports:
-        import_modules_from_strings(**custom_imports)
-    from mmengine.config import ConfigDict
-    init_default_scope(toolbox)
-    # ConfigDict: models read their train/test configs by attribute
-    model = _registry(toolbox).build(ConfigDict(copy.deepcopy(model_cfg)))
-    if init:
-        logger = MMLogger.get_current_instance()
-        level = logger.level
-        logger.setLevel(logging.ERROR)
-        try:
-            model.init_weights()
-        finally:
-            logger.setLevel(level)
-    return revert_sync_batchnorm(model)
+    BN (:func:`mmfapn.apis.build_model_cfg`)."""
+    return build_model_cfg(toolbox, model_cfg, custom_imports,
+                           init_weights=init)
 
 
 def _staged(stage: str, fn, *args, **kwargs):
@@ -623,8 +578,9 @@ def _stock_params(toolbox: str, stock_cfg: dict, imports,
         try:
             from mmengine.registry import init_default_scope
             init_default_scope(toolbox)
-            fpn = sum(count_params(_registry(toolbox).build(
-                copy.deepcopy(c))) for c in fpn_cfgs)
+            fpn = sum(count_params(importlib.import_module(
+                f'{toolbox}.registry').MODELS.build(copy.deepcopy(c)))
+                for c in fpn_cfgs)
             return fapn['params'] - sum(fapn['fapn_params']) + fpn
         except Exception:  # e.g. an odd nesting: build the whole model
             pass

@@ -23,7 +23,7 @@ import os
 import os.path as osp
 import tempfile
 from dataclasses import dataclass
-from typing import Optional, Tuple, Union
+from typing import List, Optional, Tuple, Union
 
 import numpy as np
 import torch
@@ -71,9 +71,9 @@ def read_config(config: ConfigLike,
 
 
 def _read_stock_config(path: str) -> Config:
+    from mmfapn.utils.config_files import stock_configs_root
     scope, rel = path.split('::', 1)
-    package = importlib.import_module(scope)
-    stock = osp.join(osp.dirname(package.__file__), '.mim', 'configs', rel)
+    stock = osp.join(stock_configs_root(scope), rel)
     if not osp.isfile(stock):
         raise FileNotFoundError(f'stock config {path!r} not found (looked '
                                 f'for {stock})')
@@ -98,31 +98,74 @@ def config_scope(cfg: Config, source: str = 'config') -> str:
     return scope
 
 
-def clear_pretrained(model_cfg) -> None:
-    """Switch off every ``pretrained=...`` and ``init_cfg=dict(type=
-    'Pretrained')`` in a model config, nested ones included, in place:
-    building the model downloads nothing."""
+def _is_pretrained_init(cfg) -> bool:
+    return isinstance(cfg, dict) and cfg.get('type') == 'Pretrained'
 
-    def visit(node):
-        if isinstance(node, dict):
-            if 'pretrained' in node:
-                node['pretrained'] = None
-            init = node.get('init_cfg')
-            if isinstance(init, dict) and init.get('type') == 'Pretrained':
-                node['init_cfg'] = None
-            elif isinstance(init, list):
-                node['init_cfg'] = [
-                    c for c in init
-                    if not (isinstance(c, dict) and c.get('type') ==
-                            'Pretrained')
-                ] or None
-            for v in node.values():
-                visit(v)
-        elif isinstance(node, (list, tuple)):
-            for v in node:
-                visit(v)
 
-    visit(model_cfg)
+def drop_pretrained(node) -> List[str]:
+    """Switch off every pretrained initialisation under ``node`` (a model
+    config; nested dicts and lists), in place: ``pretrained=...`` and
+    ``init_cfg=dict(type='Pretrained', ...)`` become None, an ``init_cfg``
+    list loses its ``Pretrained`` entries.  Building the model then
+    downloads nothing.  Returns what was dropped (checkpoints, in config
+    order)."""
+    dropped = []
+    if isinstance(node, dict):  # ConfigDict included
+        for key in list(node.keys()):
+            value = node[key]
+            if key == 'init_cfg' and _is_pretrained_init(value):
+                dropped.append(str(value.get('checkpoint')))
+                node[key] = None
+            elif key == 'init_cfg' and isinstance(value, (list, tuple)):
+                dropped += [str(v.get('checkpoint')) for v in value
+                            if _is_pretrained_init(v)]
+                node[key] = [v for v in value
+                             if not _is_pretrained_init(v)] or None
+            elif key == 'pretrained' and value:
+                dropped.append(str(value))
+                node[key] = None
+            else:
+                dropped += drop_pretrained(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            dropped += drop_pretrained(value)
+    return dropped
+
+
+def build_model_cfg(scope: str,
+                    model_cfg: dict,
+                    custom_imports: Optional[dict] = None,
+                    init_weights: bool = True) -> nn.Module:
+    """A model config (dict) built from ``scope``'s ``MODELS`` registry
+    after importing ``custom_imports``, initialised as the Runner does
+    (``init_weights()``, with its per-parameter log silenced; skipped with
+    ``init_weights=False``), SyncBN reverted to BN.  Pretrained
+    initialisations run as written: :func:`drop_pretrained` first to
+    download nothing."""
+    import logging
+
+    from mmengine.config import ConfigDict
+    from mmengine.logging import MMLogger
+    from mmengine.model import revert_sync_batchnorm
+    from mmengine.registry import init_default_scope
+    from mmengine.utils import import_modules_from_strings
+
+    import mmfapn  # noqa: F401  (registers the plugin's modules)
+    if custom_imports:
+        import_modules_from_strings(**custom_imports)
+    init_default_scope(scope)
+    registry = importlib.import_module(f'{scope}.registry').MODELS
+    # ConfigDict: models read their train/test configs by attribute
+    model = registry.build(ConfigDict(copy.deepcopy(model_cfg)))
+    if init_weights:
+        logger = MMLogger.get_current_instance()
+        level = logger.level
+        logger.setLevel(logging.ERROR)
+        try:
+            model.init_weights()
+        finally:
+            logger.setLevel(level)
+    return revert_sync_batchnorm(model)
 
 
 def build_model(config: ConfigLike,
@@ -143,32 +186,19 @@ def build_model(config: ConfigLike,
         FileNotFoundError: the config or the checkpoint does not exist.
         ValueError: the config is neither an mmdet nor an mmseg config.
     """
-    from mmengine.logging import MMLogger
-    from mmengine.model import revert_sync_batchnorm
-    from mmengine.registry import init_default_scope
-    from mmengine.utils import import_modules_from_strings
-
-    import mmfapn  # noqa: F401  (registers the plugin's modules)
     if checkpoint is not None and not osp.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint not found: {checkpoint!r}')
     cfg = read_config(config, cfg_options)
     scope = config_scope(cfg)
-    if cfg.get('custom_imports'):  # a Config given as such skipped them
-        import_modules_from_strings(**cfg['custom_imports'])
-    init_default_scope(scope)
-    registry = importlib.import_module(f'{scope}.registry').MODELS
     model_cfg = copy.deepcopy(cfg.model)
-    clear_pretrained(model_cfg)
-    # quiet: init_weights logs every parameter at INFO level
-    if not MMLogger.check_instance_created('mmfapn-build-model'):
-        MMLogger.get_instance('mmfapn-build-model', log_level='WARNING')
-    model = registry.build(model_cfg)
-    if init_weights:
-        model.init_weights()
+    drop_pretrained(model_cfg)
+    # custom_imports again: a Config given as such has not imported them
+    model = build_model_cfg(scope, model_cfg, cfg.get('custom_imports'),
+                            init_weights)
     if checkpoint is not None:
         from mmengine.runner import load_checkpoint
         load_checkpoint(model, checkpoint, map_location='cpu')
-    model = revert_sync_batchnorm(model).to(device)
+    model = model.to(device)
     model.cfg = cfg
     model.mmfapn_scope = scope
     return model
@@ -195,7 +225,7 @@ def load_model(config: ConfigLike,
     if checkpoint is not None and not osp.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint file not found: {checkpoint!r}')
     scope = config_scope(cfg)
-    clear_pretrained(cfg.model)
+    drop_pretrained(cfg.model)
     if scope == 'mmseg':
         from mmseg.apis import init_model
         model = init_model(cfg, checkpoint, device=device)

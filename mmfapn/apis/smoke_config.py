@@ -149,35 +149,6 @@ def scale_sizes(cfg: Config, factor: float, minimum: int = 8) -> None:
                 test_cfg[key] = _scale(test_cfg[key], factor, 1)
 
 
-def drop_pretrained(node) -> List[str]:
-    """Set every pretrained initialisation under ``node`` to None (in
-    place); return the checkpoints dropped."""
-    dropped = []
-    if isinstance(node, (dict, ConfigDict)):
-        for key in list(node.keys()):
-            value = node[key]
-            if key == 'init_cfg' and isinstance(value, (dict, ConfigDict)) \
-                    and value.get('type') == 'Pretrained':
-                dropped.append(str(value.get('checkpoint')))
-                node[key] = None
-            elif key == 'init_cfg' and isinstance(value, (list, tuple)):
-                kept = [v for v in value
-                        if not (isinstance(v, (dict, ConfigDict))
-                                and v.get('type') == 'Pretrained')]
-                dropped += [str(v.get('checkpoint')) for v in value
-                            if v not in kept]
-                node[key] = kept or None
-            elif key == 'pretrained' and isinstance(value, str) and value:
-                dropped.append(value)
-                node[key] = None
-            else:
-                dropped += drop_pretrained(value)
-    elif isinstance(node, (list, tuple)):
-        for value in node:
-            dropped += drop_pretrained(value)
-    return dropped
-
-
 def _is_epoch_based(train_cfg) -> bool:
     loop = str(train_cfg.get('type', ''))
     if loop:

@@ -23,9 +23,9 @@ from mmengine.hooks import Hook
 
 from mmfapn.engine.atomic_checkpoint import find_latest_checkpoint
 
-from .smoke_config import (drop_pretrained, keep_all_detections,
-                           longest_side, scale_sizes, shrink_loaders,
-                           shrink_schedule)
+from .inference import drop_pretrained
+from .smoke_config import (keep_all_detections, longest_side, scale_sizes,
+                           shrink_loaders, shrink_schedule)
 from .smoke_data import (dataset_kind, point_config_at, toy_data_summary,
                          write_toy_dataset)
 

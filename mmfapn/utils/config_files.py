@@ -1,4 +1,5 @@
-"""Where mmfapn's own configs are, in a checkout and in an installed package.
+"""Where the configs are: mmfapn's own, in a checkout and in an installed
+package, and the stock configs of the installed mmdet and mmseg.
 
 The configs ship inside the package as ``mmfapn/.mim/configs`` (the place
 OpenMMLab's ``mim`` and mmdet/mmseg use for their own): in the repository
@@ -10,7 +11,10 @@ detectron2 converter's ``*_d2-weights.py`` defaults) asks here instead of
 walking up from its own file to a repository that an installed package
 does not have.
 """
+import importlib
 import os.path as osp
+
+from mmfapn.registry import SCOPES
 
 # mmfapn/utils/config_files.py -> mmfapn/
 PACKAGE_DIR = osp.dirname(osp.dirname(osp.abspath(__file__)))
@@ -36,3 +40,21 @@ def display_path(path: str) -> str:
     if rel.startswith('..') or osp.isabs(rel):
         return path
     return osp.join('configs', rel)
+
+
+def stock_configs_root(scope: str) -> str:
+    """``<scope>/.mim/configs`` of the installed mmdet or mmseg: where
+    ``mmdet::path`` / ``mmseg::path`` point.
+
+    Raises:
+        ValueError: ``scope`` is not one of :data:`mmfapn.registry.SCOPES`.
+        FileNotFoundError: the toolbox was installed without its configs.
+    """
+    if scope not in SCOPES:
+        raise ValueError(f'unknown toolbox {scope!r}; expected one of '
+                         f'{SCOPES}')
+    package = importlib.import_module(scope)
+    root = osp.join(osp.dirname(package.__file__), '.mim', 'configs')
+    if not osp.isdir(root):
+        raise FileNotFoundError(f'{scope} ships no configs at {root}')
+    return root

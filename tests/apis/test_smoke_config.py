@@ -8,7 +8,7 @@ import pytest
 from mmengine.config import Config
 
 from mmfapn.apis import dataset_kind, prepare_smoke_config
-from mmfapn.apis.smoke_config import drop_pretrained
+from mmfapn.apis import drop_pretrained
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = osp.join(REPO, 'configs')

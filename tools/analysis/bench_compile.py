@@ -13,7 +13,8 @@ each after ``--warmup`` untimed calls, under ``torch.no_grad()``; the
 median, min and max of each and the ratio compiled / eager of the medians
 are printed, with the compile time (first call) and the largest output
 difference.  Models are built as ``tools/analysis/benchmark.py`` builds
-them (random weights, nothing downloaded, synthetic scenes).
+them (:mod:`mmfapn.analysis.benchmark`: random weights, nothing
+downloaded, synthetic scenes).
 
 Cases (``--case``, default all):
 
@@ -23,7 +24,6 @@ Cases (``--case``, default all):
 """
 import argparse
 import copy
-import importlib.util
 import json
 import os.path as osp
 import statistics
@@ -33,6 +33,10 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
+from mmfapn.analysis import benchmark as bench
+from mmfapn.apis import config_scope, read_config
+from mmfapn.utils.env import machine_info
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CASES = {
     'demo': ('configs/seg/demo/sem-fpn_r18_fapn_toycity-demo.py', None),
@@ -40,15 +44,6 @@ CASES = {
         'configs/seg/point_rend/pointrend_r50_fapn_8xb4-65k_'
         'cityscapes-512x1024.py', (512, 1024)),
 }
-
-
-def _benchmark_module():
-    """tools/analysis/benchmark.py (a script, not a package module)."""
-    path = osp.join(osp.dirname(osp.abspath(__file__)), 'benchmark.py')
-    spec = importlib.util.spec_from_file_location('mmfapn_benchmark', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 class NetworkForward(torch.nn.Module):
@@ -97,10 +92,10 @@ def _stats(times: List[float]) -> Dict[str, float]:
                 max=max(times), all=times)
 
 
-def run_case(name: str, args, bench) -> Dict[str, Any]:
+def run_case(name: str, args) -> Dict[str, Any]:
     path, shape = CASES[name]
-    cfg = bench.load_config(osp.join(ROOT, path))
-    scope = bench.config_scope(cfg, path)
+    cfg = read_config(osp.join(ROOT, path))
+    scope = config_scope(cfg, path)
     shape = shape or _crop_size(cfg)
     torch.manual_seed(0)
     segmentor = bench.build_model(cfg, scope, shape, None,
@@ -152,9 +147,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     args = parse_args(argv)
-    bench = _benchmark_module()
-    results = [run_case(c, args, bench) for c in args.case or CASES]
-    report = dict(machine=bench.machine(args.device), backend=args.backend,
+    results = [run_case(c, args) for c in args.case or CASES]
+    report = dict(machine=machine_info(args.device), backend=args.backend,
                   iters=args.iters, warmup=args.warmup, results=results)
     print(f"{'case':<15} {'shape':>10} {'eager s':>9} {'compiled s':>11} "
           f"{'ratio':>6} {'compile s':>10}")

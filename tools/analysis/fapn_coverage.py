@@ -17,13 +17,14 @@ import re
 import sys
 
 from mmfapn.analysis import coverage, coverage_report, coverage_sweep
+from mmfapn.registry import SCOPES
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description='FaPN coverage sweep of the stock mmdet/mmseg configs')
-    parser.add_argument('--toolbox', nargs='+', default=list(
-        coverage.TOOLBOXES), choices=coverage.TOOLBOXES)
+    parser.add_argument('--toolbox', nargs='+', default=list(SCOPES),
+                        choices=SCOPES)
     parser.add_argument('--configs', nargs='+', metavar='NAME',
                         help='stock configs (mmdet::path or mmseg::path) '
                         'instead of all of --toolbox')
