@@ -24,12 +24,12 @@ The forward takes whole images, else ranges of output rows with all groups
 (full-depth matrix products), and holds one chunk at a time.  The backward
 (the autograd formula of the custom op in :mod:`mmfapn.ops.mdcn_library`)
 saves only the inputs (no columns) and rebuilds the columns chunk by chunk:
-whole images, else blocks of at least ``min(deform_groups, threads)``
-deformable groups with all rows (their input gradients are disjoint), else
-all groups by ranges of output rows (full-depth matrix products, as in the
-forward), else (very wide maps) blocks of ``min(deform_groups, threads)``
-groups by ranges of rows; with rows split, the input gradients of the
-chunks are accumulated.
+whole images, else blocks of deformable groups with all rows (their input
+gradients are disjoint), else blocks of ``min(deform_groups, threads)``
+groups by ranges of output rows, whose input gradients are accumulated
+(all groups by shorter ranges of rows would give full-depth matrix
+products, but each range then samples a band of input rows several times
+its height: measured, no faster).
 PyTorch's CPU ``grid_sample`` (and its backward) parallelises over the
 batch dimension only, which here is images x groups of the chunk: a block
 of at least as many groups as threads keeps every thread busy (with fewer
@@ -50,10 +50,11 @@ of inputs, outputs and gradients, in elements:
 
 The chunk's images and groups hold at most ``chunk_numel / (kh * kw)``
 input elements for stride-1 layers (their columns fit in the chunk) or
-the groups of one image (row ranges), so with
+``min(deform_groups, threads)`` groups of one image (row ranges), so with
 the default chunk the backward's extra memory is at most about
 ``(3 + 2r/9) * min(im2col / 4, 16 MiB)`` for 3x3 stride-1 layers, plus
-``2r`` times the input of one image when rows are split.  One output row of the chunk's groups of one image is the
+``2r`` times the input of ``min(deform_groups, threads)`` groups when rows
+are split.  One output row of the chunk's groups of one image is the
 smallest chunk: only when that exceeds ``chunk_numel`` (very wide maps)
 does a chunk exceed it.
 
@@ -142,11 +143,10 @@ def _chunks(n: int, dg: int, out_h: int, unit_row: int, chunk_numel: int,
     C_in * kh * kw and each output element is written once (one row of one
     group is the smallest chunk).  ``order='groups'`` (backward) takes
     blocks of groups with all rows if at least ``min(dg, threads)`` groups
-    fit (the chunks' input gradients are then disjoint), else all groups by
-    ranges of rows if one row of all groups fits, else blocks of
+    fit (the chunks' input gradients are then disjoint), else blocks of
     ``min(dg, threads)`` groups (fewer if one row of them exceeds the
-    chunk) by ranges of rows; the input gradients of row ranges overlap:
-    the caller accumulates them.  Row ranges come in nearly equal sizes.
+    chunk) by ranges of rows, whose input gradients overlap: the caller
+    accumulates them.  Row ranges come in nearly equal sizes.
     """
     image = unit_row * dg * out_h
     if image <= chunk_numel:
@@ -170,11 +170,6 @@ def _chunks(n: int, dg: int, out_h: int, unit_row: int, chunk_numel: int,
     gb = chunk_numel // (unit_row * out_h)
     if gb >= want:
         rows = [(0, out_h)]
-    elif unit_row * dg <= chunk_numel:
-        # all groups by ranges of rows: full-depth matrix products, as in
-        # the forward (faster than the same columns in group blocks)
-        gb = dg
-        rows = _ranges(out_h, chunk_numel // (unit_row * dg))
     else:
         gb = max(1, min(want, chunk_numel // unit_row))
         rows = _ranges(out_h, chunk_numel // (unit_row * gb))

@@ -175,12 +175,9 @@ def _backward_plan(monkeypatch):
 PATHS = [
     # 2 of 4 groups with all rows fit: blocks of 2 groups, no row split
     ('group-blocks', 4, 2, 2 * 4 * 99 * 9, 2, 9),
-    # not even 2 groups with all rows fit: all groups by ranges of 3 rows
-    # (full-depth matrix products), input gradients accumulated
-    ('row-splits', 4, 2, 4 * 4 * 99 * 3, 4, 3),
-    # not even one row of all groups fits: blocks of 2 groups (threads) by
-    # single rows
-    ('group-blocks-by-rows', 4, 2, 2 * 4 * 99, 2, 1),
+    # not even 2 groups with all rows fit: blocks of 2 groups (threads) by
+    # ranges of 3 rows, input gradients accumulated
+    ('row-splits', 4, 2, 2 * 4 * 99 * 3, 2, 3),
     # one group, two threads: one group by ranges of rows
     ('dg1-2-threads', 1, 2, 16 * 99 * 4, 1, 3),
     # one thread: single groups with all rows
