@@ -1,9 +1,16 @@
-# Runtime helpers: safe checkpoint loading, atomic checkpoint writes,
-# distributed runs without CUDA, input checks, the tools' config handling.
-# Importing this package (``import mmfapn`` does) installs the first two
-# into mmengine and registers CheckImage, the DDP wrapper, the CPU
-# mixed-precision optimizer wrapper, ExactResumeRunner and ExactResumeHook
-# (registration only: configs select them).
+"""Runtime helpers: safe checkpoint loading, atomic checkpoint writes,
+exact resumption, distributed runs without CUDA, input checks, the command
+lines of ``tools/train.py`` and ``tools/test.py``.
+
+Importing this package registers ``CheckImage``, the DDP wrapper, the CPU
+mixed-precision optimizer wrapper, ``ExactResumeHook``, ``ExactResumeRunner``
+and ``DataCheckedRunner`` (registration only: configs select them) and
+changes nothing else.  The checkpoint hardening, which replaces parts of
+mmengine, is installed explicitly: by :func:`install_runtime_hardening`
+(mmfapn's tools call it), by loading any mmfapn config (its
+``custom_imports`` imports :mod:`mmfapn.engine.harden`) and by building its
+runner (see :mod:`mmfapn.engine.hardening`).
+"""
 from .atomic_checkpoint import (AtomicLocalBackend, atomic_write_bytes,
                                 find_latest_checkpoint,
                                 install_atomic_checkpoints, list_checkpoints)
@@ -13,6 +20,7 @@ from .distributed import (DeviceAgnosticDistributedDataParallel,
                           count_sync_batchnorm, setup_distributed)
 from .exact_resume_hook import ExactResumeHook
 from .exact_resume_runner import ExactResumeRunner
+from .hardening import install_runtime_hardening, runtime_hardening_installed
 from .input_checks import CheckImage, EmptyDatasetError, build_loop_checked
 from .pretrained_weights import (PretrainedWeightsError,
                                  check_pretrained_weights,
@@ -28,10 +36,6 @@ from .safe_checkpoint import (IncompleteCheckpointError, UnsafeCheckpointError,
                               register_safe_globals,
                               runner_checkpoint_safe_globals)
 
-install_safe_checkpoint_loading()
-install_atomic_checkpoints()
-install_pretrained_weights_check()
-
 __all__ = [
     'UnsafeCheckpointError', 'IncompleteCheckpointError',
     'allowlisted_names', 'checkpoint_is_complete',
@@ -46,5 +50,6 @@ __all__ = [
     'DataCheckedRunner', 'CPUAmpOptimWrapper', 'PretrainedWeightsError',
     'check_pretrained_weights', 'install_pretrained_weights_check',
     'pretrained_references', 'ExactResumeHook', 'ExactResumeRunner',
-    'capture_rng_state', 'restore_rng_state'
+    'capture_rng_state', 'restore_rng_state', 'install_runtime_hardening',
+    'runtime_hardening_installed'
 ]

@@ -1,8 +1,11 @@
-"""mmengine's Runner with dataset and annotation file checks.
+"""The runner of every mmfapn config: mmengine's Runner with dataset and
+annotation file checks (and, from :class:`ExactResumeRunner`, exact
+resumption and the checkpoint hardening).
 
-The mmfapn detection configs set ``runner_type = 'DataCheckedRunner'``
-(``configs/det/_base_/fapn_det.py``), so ``mim train mmdet`` /
-``mim test mmdet`` (mmdet's ``tools/train.py`` / ``test.py``, which build
+The shared fragment ``configs/_base_/mmfapn.py`` sets ``runner_type =
+'DataCheckedRunner'`` for the mmdet and the mmseg configs alike (model
+configs leave the runner alone), so ``mim train`` / ``mim test`` (mmdet's
+and mmseg's ``tools/train.py`` / ``test.py``, which build
 ``cfg.runner_type`` from ``RUNNERS``) and mmfapn's own tools use it.
 """
 from typing import Dict, List, Optional, Union
@@ -21,9 +24,9 @@ from .exact_resume_runner import ExactResumeRunner
 @RUNNERS.register_module()
 class DataCheckedRunner(ExactResumeRunner):
     """A Runner whose dataloaders and evaluators name the bad file when
-    their data is missing or malformed; otherwise mmengine's (with
-    :class:`~mmfapn.engine.exact_resume_hook.ExactResumeHook`, as every
-    mmfapn config's runner).
+    their data is missing or malformed; otherwise an
+    :class:`~mmfapn.engine.exact_resume_runner.ExactResumeRunner`
+    (mmengine's, plus exact resumption and the checkpoint hardening).
 
     Before a dataloader (or evaluator) is built, ``data_root``,
     ``ann_file`` and the ``data_prefix`` folders (the metric's

@@ -12,11 +12,11 @@ from typing import Iterator, Optional, Sequence, Tuple
 
 from mmengine.config import Config, ConfigDict
 
+from mmfapn.registry import SCOPES
+
 from .pretrained_weights import (check_pretrained_weights,
                                  pretrained_references)
 from .safe_checkpoint import checkpoint_is_complete
-
-SCOPES = ('mmdet', 'mmseg')
 
 # Prefixes that mmengine's CheckpointLoader resolves without a local file.
 _REMOTE_PREFIXES = ('http://', 'https://', 'open-mmlab://', 'openmmlab://',
@@ -38,7 +38,7 @@ def load_config(path: str,
     """
     if not osp.isfile(path):
         raise FileNotFoundError(f'config file not found: {path!r}')
-    import mmfapn  # noqa: F401  (safe checkpoint loading, registration)
+    import mmfapn  # noqa: F401  (registration, for a config without it)
     cfg = Config.fromfile(path)
     if cfg_options:
         cfg.merge_from_dict(cfg_options)

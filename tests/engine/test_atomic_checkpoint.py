@@ -8,17 +8,19 @@ import torch
 from mmengine.fileio import get_file_backend
 from mmengine.runner.checkpoint import save_checkpoint
 
-import mmfapn  # noqa: F401  (installs the atomic backend)
 from mmfapn.engine import (AtomicLocalBackend, find_latest_checkpoint,
-                           list_checkpoints)
+                           install_runtime_hardening, list_checkpoints)
+
+install_runtime_hardening()  # the atomic backend
 
 # Save a checkpoint through mmengine, but die by SIGKILL at the moment the
 # new bytes are on disk and not yet renamed over the target.
 _KILLED_SAVE = '''
 import os, signal, sys
 import torch
-import mmfapn
 from mmengine.runner.checkpoint import save_checkpoint
+from mmfapn.engine import install_runtime_hardening
+install_runtime_hardening()
 
 def die(fd):
     os.kill(os.getpid(), signal.SIGKILL)

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from mmengine.config import Config
 
-import mmfapn  # noqa: F401  (installs the Runner check)
+# (the Runner check is installed by loading an mmfapn config: the configs'
+# custom_imports, as under ``mim train``)
 from mmfapn.engine import (PretrainedWeightsError, check_pretrained_weights,
                            pretrained_references)
 from mmfapn.engine.pretrained_weights import (from_scratch_override,

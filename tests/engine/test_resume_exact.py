@@ -2,11 +2,12 @@
 uninterrupted run bit for bit (ExactResumeHook, ExactResumeRunner), and a
 kill at any moment leaves the newest complete checkpoint to resume from.
 
-The end-to-end tests run ``tools/train.py``'s ``main`` in separate
-processes, forked from one server process that has imported mmfapn, mmdet
-and mmseg once (an import costs ~6 CPU-seconds; the tests start 16 runs).
-Each run is its own process: it gets SIGKILL while the others go on, and a
-resumed run starts from the files on disk only.  One resumed run is a fresh
+The end-to-end tests run ``tools/train.py``'s command line
+(:func:`mmfapn.engine.cli.run_train`) in separate processes, forked from
+one server process that has imported mmfapn, mmdet and mmseg once (an
+import costs ~6 CPU-seconds; the tests start 16 runs).  Each run is its
+own process: it gets SIGKILL while the others go on, and a resumed run
+starts from the files on disk only.  One resumed run is a fresh
 ``python tools/train.py --resume`` instead (new interpreter, new hash seed).
 All runs use one thread (``OMP_NUM_THREADS=1``), so that equal inputs give
 equal floats.
@@ -26,8 +27,8 @@ import numpy as np
 import pytest
 import torch
 
-import mmfapn  # noqa: F401  (safe loading of the Runner checkpoints)
-from mmfapn.engine import exact_resume_hook, find_latest_checkpoint
+from mmfapn.engine import (exact_resume_hook, find_latest_checkpoint,
+                           install_runtime_hardening)
 from mmfapn.engine.exact_resume_hook import (STATE_KEY, ExactResumeHook,
                                              _DeferredRemoval)
 from mmfapn.engine.rng_state import capture_rng_state, restore_rng_state
@@ -36,6 +37,8 @@ REPO = Path(__file__).resolve().parents[2]
 DEMO = REPO / 'configs' / 'seg' / 'demo' / 'sem-fpn_r18_fapn_toycity-demo.py'
 MASK_RCNN = REPO / 'configs' / 'det' / 'mask_rcnn' / \
     'mask-rcnn_r50_fapn_1x_coco.py'
+
+install_runtime_hardening()  # this process loads the runs' checkpoints
 
 
 # -- unit tests -------------------------------------------------------------
@@ -119,17 +122,14 @@ def test_checkpoint_without_state_resumes_with_one_warning(monkeypatch):
 
 # -- end to end -------------------------------------------------------------
 _SERVER = r'''
-import importlib.util, json, os, sys, traceback
+import importlib, json, os, sys, traceback
 import torch
 torch.set_num_threads(1)
-import mmfapn  # noqa: F401
+from mmfapn.engine.cli import run_train
 for scope in ('mmdet', 'mmseg'):  # what the runs' registries import
     for sub in ('datasets', 'engine', 'evaluation', 'models',
                 'visualization'):
         importlib.import_module(f'{scope}.{sub}')
-spec = importlib.util.spec_from_file_location('train_tool', sys.argv[1])
-train = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(train)
 
 
 def slow_write(target, flag):
@@ -181,7 +181,7 @@ for line in sys.stdin:
         os.environ.update(job['env'])
         if job.get('slow_write'):
             slow_write(*job['slow_write'])
-        train.main(job['argv'])
+        run_train(job['argv'])
         code = 0
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else 1
@@ -224,8 +224,7 @@ def runs(tmp_path_factory):
     script.write_text(_SERVER)
     env = dict(os.environ, OMP_NUM_THREADS='1', PYTHONPATH=str(REPO))
     proc = subprocess.Popen(
-        [sys.executable, str(script),
-         str(REPO / 'tools' / 'train.py')], stdin=subprocess.PIPE,
+        [sys.executable, str(script)], stdin=subprocess.PIPE,
         stdout=subprocess.PIPE, env=env, text=True)
     yield _Runs(proc)
     proc.stdin.close()

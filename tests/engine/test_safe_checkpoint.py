@@ -10,9 +10,11 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 from mmengine.runner.checkpoint import _load_checkpoint, load_checkpoint
 
-import mmfapn  # noqa: F401  (installs the allowlist and the loader)
 from mmfapn.engine import (IncompleteCheckpointError, UnsafeCheckpointError,
-                           allowlisted_names, load_state_dict_only)
+                           allowlisted_names, install_runtime_hardening,
+                           load_state_dict_only)
+
+install_runtime_hardening()  # the allowlist and the loader
 
 # What real Runner checkpoints of this plugin contain beyond torch's own
 # weights-only allowlist (checked below on files the Runner wrote).

@@ -3,10 +3,10 @@ interrupted runs, resume, distributed training on CPU, pre-flight errors.
 
 Each run is a real subprocess with mmengine's Runner on the tiny FaPN
 config (``tiny_fapn_seg_config`` in conftest.py: 4 iterations, batch 2,
-64x128 images, no random augmentation).
+64x128 images, no random augmentation).  The pre-flight errors call the
+tools' command lines in this process (:mod:`mmfapn.engine.cli`).
 """
 import glob
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -20,7 +20,9 @@ from pathlib import Path
 import pytest
 import torch
 
-import mmfapn  # noqa: F401  (safe loading of the Runner checkpoints)
+from mmfapn.engine import cli, install_runtime_hardening
+
+install_runtime_hardening()  # this process loads the runs' checkpoints
 
 REPO = Path(__file__).resolve().parents[2]
 TOOLS = REPO / 'tools'
@@ -114,7 +116,8 @@ def _derived_config(root: Path, base: str, name: str, extra: str) -> str:
     path = root / f'{name}.py'
     path.write_text(f'_base_ = [{base!r}]\n'
                     "custom_imports = dict(imports=['mmfapn', "
-                    "'mmfapn_test_hooks'], allow_failed_imports=False)\n" +
+                    "'mmfapn.engine.harden', 'mmfapn_test_hooks'], "
+                    'allow_failed_imports=False)\n' +
                     extra)
     return str(path)
 
@@ -287,20 +290,11 @@ def test_slurm_train_script_with_fake_srun(tiny_fapn_seg_config, tools_env,
     assert torch.load(work / 'iter_1.pth')['meta']['iter'] == 1
 
 
-def _load_tool(name):
-    spec = importlib.util.spec_from_file_location(f'mmfapn_tool_{name}',
-                                                  TOOLS / f'{name}.py')
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_config_with_missing_checkpoint(tiny_fapn_seg_config, tmp_path,
                                         capsys):
-    train = _load_tool('train')
     missing = str(tmp_path / 'no_such.pth')
     with pytest.raises(SystemExit) as info:
-        train.main([tiny_fapn_seg_config, '--work-dir', str(tmp_path),
+        cli.run_train([tiny_fapn_seg_config, '--work-dir', str(tmp_path),
                     '--cfg-options', f'load_from={missing}'])
     assert str(info.value) == (f"train.py: error: config load_from="
                                f"'{missing}': checkpoint file not found")
@@ -312,20 +306,19 @@ def test_config_with_missing_checkpoint(tiny_fapn_seg_config, tmp_path,
         'type="Pretrained", '
         f'checkpoint={missing!r})))\n')
     with pytest.raises(SystemExit) as info:
-        train.main([str(pretrained), '--work-dir', str(tmp_path)])
+        cli.run_train([str(pretrained), '--work-dir', str(tmp_path)])
     assert str(info.value) == (
         "train.py: error: config model.backbone.init_cfg.checkpoint="
         f"'{missing}': pretrained weights cannot be loaded (file not found)"
         "; to train from scratch: --cfg-options model.backbone.init_cfg=None")
 
-    test = _load_tool('test')
     with pytest.raises(SystemExit) as info:
-        test.main([tiny_fapn_seg_config, missing])
+        cli.run_test([tiny_fapn_seg_config, missing])
     assert str(info.value) == (
         f"test.py: error: checkpoint file not found: '{missing}'")
 
     with pytest.raises(SystemExit) as info:
-        train.main([str(tmp_path / 'nope.py')])
+        cli.run_train([str(tmp_path / 'nope.py')])
     assert str(info.value) == (
         "train.py: error: config file not found: "
         f"'{tmp_path / 'nope.py'}'")
@@ -333,19 +326,18 @@ def test_config_with_missing_checkpoint(tiny_fapn_seg_config, tmp_path,
 
 def test_resume_without_checkpoint_starts_from_scratch(tiny_fapn_seg_config,
                                                         tmp_path):
-    train = _load_tool('train')
-    args = train.parse_args(
+    args = cli.parse_train_args(
         [tiny_fapn_seg_config, '--work-dir', str(tmp_path), '--resume'])
-    cfg = train.prepare(args)
+    cfg = cli.prepare_train(args)
     assert cfg.load_from is None and not cfg.resume
     ckpt = tmp_path / 'given.pth'
     torch.save({'state_dict': {}}, ckpt)
-    args = train.parse_args([
+    args = cli.parse_train_args([
         tiny_fapn_seg_config, '--work-dir',
         str(tmp_path), '--resume',
         str(ckpt)
     ])
-    cfg = train.prepare(args)
+    cfg = cli.prepare_train(args)
     assert cfg.load_from == str(ckpt) and cfg.resume
 
 

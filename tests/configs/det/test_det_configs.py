@@ -49,7 +49,8 @@ EXPECTED_STOCK = {
     'mmdet::panoptic_fpn/panoptic-fpn_r101_fpn_ms-3x_coco.py',
 }
 PLUGIN_KEYS = dict(
-    custom_imports=dict(imports=['mmfapn'], allow_failed_imports=False),
+    custom_imports=dict(imports=['mmfapn', 'mmfapn.engine.harden'],
+                        allow_failed_imports=False),
     runner_type='DataCheckedRunner')
 
 

@@ -45,7 +45,8 @@ LOSSES = {
         for k in ('loss_cls', 'loss_bbox', 'loss_mask')},
 }
 PLUGIN_KEYS = dict(
-    custom_imports=dict(imports=['mmfapn'], allow_failed_imports=False),
+    custom_imports=dict(imports=['mmfapn', 'mmfapn.engine.harden'],
+                        allow_failed_imports=False),
     runner_type='DataCheckedRunner')
 
 

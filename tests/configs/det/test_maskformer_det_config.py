@@ -18,8 +18,9 @@ def test_only_the_pixel_decoder_differs(det_config, det_stock_base,
     fapn, stock = fapn_cfg.to_dict(), stock_cfg.to_dict()
     for cfg in (fapn, stock):
         cfg.pop('custom_imports', None)
-    # every mmfapn config runs with exact resumption (configs/_base_)
-    assert fapn.pop('runner_type') == 'ExactResumeRunner'
+    # every mmfapn config's runner (configs/_base_): exact resumption and
+    # the data checks
+    assert fapn.pop('runner_type') == 'DataCheckedRunner'
     assert 'runner_type' not in stock
     fapn_dec = fapn['model']['panoptic_head']['pixel_decoder']
     stock_dec = stock['model']['panoptic_head']['pixel_decoder']
