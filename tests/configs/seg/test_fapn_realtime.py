@@ -89,7 +89,8 @@ def test_config_list_is_complete():
 def test_every_config_builds(name, count_params):
     cfg = _cfg(name)
     assert cfg.custom_imports == dict(
-        imports=['mmfapn'], allow_failed_imports=False)
+        imports=['mmfapn', 'mmfapn.engine.harden'],
+        allow_failed_imports=False)
     model = _build(cfg)
     head = model.decode_head
     assert type(head).__name__ == 'FaPNHead'
