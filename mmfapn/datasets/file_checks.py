@@ -5,7 +5,7 @@ mmdet's datasets report a missing annotation file, but a malformed one
 surfaces as e.g. ``JSONDecodeError: Expecting value: line 2 column 1`` or
 ``KeyError: 'categories'`` with no file name, and a missing image folder
 only at the first training iteration.  :class:`mmfapn.engine.DataCheckedRunner`
-(``runner_type`` of the mmfapn detection configs) calls these functions on
+(``runner_type`` of every mmfapn config) calls these functions on
 each dataloader and evaluator config before building it:
 
 - :func:`check_dataset_paths` (cheap, always): ``data_root``, ``ann_file``

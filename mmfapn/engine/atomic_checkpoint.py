@@ -2,8 +2,10 @@
 
 mmengine's local file backend writes a checkpoint with
 ``open(path, 'wb').write(data)``: a run killed (SIGTERM, SIGKILL, node
-loss) while saving leaves a truncated ``iter_N.pth``.  Importing ``mmfapn``
-registers :class:`AtomicLocalBackend` as mmengine's ``local`` backend
+loss) while saving leaves a truncated ``iter_N.pth``.  mmfapn's checkpoint
+hardening (:func:`install_atomic_checkpoints`, part of
+:func:`~mmfapn.engine.hardening.install_runtime_hardening`) registers
+:class:`AtomicLocalBackend` as mmengine's ``local`` backend
 (through mmengine's own ``register_backend``): bytes go to a temporary file
 in the same directory, are flushed and fsynced, then renamed over the
 target with ``os.replace``, which is atomic on POSIX and Windows.  A reader

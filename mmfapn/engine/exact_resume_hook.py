@@ -43,7 +43,8 @@ resumes, with one warning line saying that the continuation will not be
 bit-exact.  So does one written with a different number of processes.
 
 Installed by :class:`~mmfapn.engine.exact_resume_runner.ExactResumeRunner`
-(``runner_type`` of every mmfapn config); in a config with another runner::
+(the base of ``DataCheckedRunner``, the ``runner_type`` of every mmfapn
+config); in a config with another runner::
 
     custom_hooks = [dict(type='ExactResumeHook')]
 """

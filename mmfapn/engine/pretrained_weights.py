@@ -18,11 +18,12 @@ Two places raise it:
   ``tools/train.py``): what can be known without loading, i.e. a missing
   local file or a ``torchvision://`` name without torchvision.
 * mmengine's ``Runner._init_model_weights``, wrapped by
-  :func:`install_pretrained_weights_check` (``import mmfapn`` does it), so
-  that ``mim train mmdet|mmseg`` with an mmfapn config (which imports
-  mmfapn through ``custom_imports``) gets the same line: the same checks
-  first, then any error raised while mmengine's ``CheckpointLoader`` loads
-  a checkpoint (no network, a truncated download, an unknown name) is
+  :func:`install_pretrained_weights_check` (part of the checkpoint
+  hardening, :func:`~mmfapn.engine.hardening.install_runtime_hardening`),
+  so that ``mim train mmdet|mmseg`` with an mmfapn config (whose
+  ``custom_imports`` installs the hardening) gets the same line: the same
+  checks first, then any error raised while mmengine's ``CheckpointLoader``
+  loads a checkpoint (no network, a truncated download, an unknown name) is
   re-raised as :class:`PretrainedWeightsError`, chained to the original.
 """
 import functools

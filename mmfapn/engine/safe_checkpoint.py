@@ -5,8 +5,10 @@ numbers unless told otherwise.  mmengine 0.10.7 calls it without the
 argument, and a checkpoint saved by its ``Runner`` holds a few more types,
 so ``--resume`` and ``load_from`` of a full checkpoint fail.  The usual
 workaround (``weights_only=False`` or ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1``)
-lets a checkpoint file run arbitrary code.  Instead, importing ``mmfapn``
-allowlists exactly the globals that a Runner checkpoint of this plugin
+lets a checkpoint file run arbitrary code.  Instead, mmfapn's checkpoint
+hardening (:func:`install_safe_checkpoint_loading`, part of
+:func:`~mmfapn.engine.hardening.install_runtime_hardening`) allowlists
+exactly the globals that a Runner checkpoint of this plugin
 contains, as listed by ``torch.serialization.get_unsafe_globals_in_checkpoint``
 on real checkpoints (IterBasedTrainLoop, validation, ``save_best``):
 
@@ -135,7 +137,8 @@ def allowlisted_names() -> Set[str]:
 def register_safe_globals() -> None:
     """Allowlist the Runner checkpoint types in ``torch.serialization``.
 
-    Idempotent; called by ``import mmfapn``.
+    Idempotent; part of the checkpoint hardening, and called by
+    :func:`load_local_checkpoint` itself.
     """
     torch.serialization.add_safe_globals(runner_checkpoint_safe_globals())
 
