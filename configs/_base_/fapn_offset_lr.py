@@ -17,7 +17,8 @@
 #
 # "Offset/mask convs" are the convs whose output only steers where features
 # are sampled from (their norms are left at the full rate):
-#   FeatureAlignModule (FaPN neck, FaPNHead, UPerFaPNHead, FaPNPixelDecoder):
+#   FeatureAlignModule (FaPN neck, RealtimeFaPNHead, UPerFaPNHead,
+#   FaPNPixelDecoder):
 #     `offset_fusion.conv` (1x1 on cat[lat, 2*up], feeds only the offsets)
 #     and `dcn.conv_offset` (3x3 -> offsets and mask);
 #   FlowHead of AlignFA (`coarse_flow`, `fine_flow`) and AlignCM

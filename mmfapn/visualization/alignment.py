@@ -1,7 +1,7 @@
 """Record what FaPN's feature alignment modules do during a forward pass.
 
 Every :class:`~mmfapn.models.FeatureAlignModule` (FAM) in a model, whatever
-holds it (the ``FaPN`` neck in mmdet or mmseg, ``FaPNHead``,
+holds it (the ``FaPN`` neck in mmdet or mmseg, ``RealtimeFaPNHead``,
 ``UPerFaPNHead``, ``FaPNPixelDecoder``), samples the upsampled coarse map
 with its modulated deformable conv ``fam.dcn``::
 
@@ -13,7 +13,8 @@ sees exactly the two maps of the paper's Fig. 6: the input ``up`` (the
 upsampled feature before alignment) and the output ``relu(dcn(...))`` (the
 aligned feature), plus the offsets and modulation masks the FAM predicted
 (recomputed from the hooked ``guide`` by ``dcn.offset_and_mask``, the code
-the forward pass ran).  In the one-input "FAM after fusion" mode the input
+the forward pass ran).  In the one-input "FAM after fusion" mode
+(:class:`~mmfapn.models.layers.FeatureAlignAfterFusion`, a FAM) the input
 is the fused map instead of ``up``.
 
 Offset layout (mmcv = official DCNv2): for deformable group ``g`` and
@@ -109,7 +110,7 @@ class AlignmentRecorder:
             raise ValueError(
                 f'{type(model).__name__} has no FeatureAlignModule: the '
                 'alignment can only be shown for a FaPN model (neck FaPN '
-                "with align='fam', FaPNHead, UPerFaPNHead or "
+                "with align='fam', RealtimeFaPNHead, UPerFaPNHead or "
                 'FaPNPixelDecoder)')
         self._records: Dict[str, AlignmentRecord] = {}
         self._handles: list = []

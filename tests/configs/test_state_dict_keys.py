@@ -129,7 +129,7 @@ def _variants() -> Dict[str, Callable[[], torch.nn.Module]]:
                 name = (f'realtime-head__fam-{int(use_fam)}__fsm-'
                         f'{int(use_fsm)}__{fusion}')
                 out[name] = _seg_head(
-                    type='FaPNHead', in_channels=[128, 256, 512],
+                    type='RealtimeFaPNHead', in_channels=[128, 256, 512],
                     channels=64, fpn_channels=128, use_fam=use_fam,
                     use_fsm=use_fsm, fusion=fusion)
     out['uper-head'] = _seg_head(type='UPerFaPNHead', in_channels=_R50,

@@ -214,7 +214,8 @@ def test_uper_fapn_head(device, dtype, mmseg_scope, rel_error):
 @pytest.mark.parametrize('device, dtype', MODES)
 def test_fapn_realtime_head(device, dtype, mmseg_scope, rel_error):
     head = _seg_head(
-        mmseg_scope, 'FaPNHead', in_channels=[16, 24, 32], channels=16,
+        mmseg_scope, 'RealtimeFaPNHead', in_channels=[16, 24, 32],
+        channels=16,
         fpn_channels=32, num_classes=5, norm_cfg=dict(type='BN'))
     shapes = [(2, 16, 9, 13), (2, 24, 5, 7), (2, 32, 3, 4)]
     check_autocast(head, lambda: [_feats(shapes)], device, dtype, rel_error)

@@ -89,7 +89,7 @@ def test_heads_and_pixel_decoder_have_no_graph_break(mmseg_scope):
     graph_breaks(uper, _feats([(2, 16, 15, 21), (2, 24, 8, 11),
                                (2, 40, 4, 6), (2, 64, 2, 3)]))
     realtime = mmseg_scope.build(dict(
-        type='FaPNHead', in_channels=[16, 24, 32], channels=16,
+        type='RealtimeFaPNHead', in_channels=[16, 24, 32], channels=16,
         fpn_channels=32, num_classes=5, norm_cfg=dict(type='BN'))).eval()
     graph_breaks(realtime, _feats([(2, 16, 9, 13), (2, 24, 5, 7),
                                    (2, 32, 3, 4)]))

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from mmcv.cnn import ConvModule
 
 from mmfapn.models import FaPN, FeatureAlignModule, FeatureSelectionModule
-from mmfapn.models.layers import AlignCM, AlignFA, DeconvUpsample
+from mmfapn.models.layers import AlignCM, AlignFA, DeconvUpsample, SumFusion
 
 R50 = [256, 512, 1024, 2048]
 FPN_NECK = 3_344_384
@@ -82,7 +82,10 @@ def test_structure_of_each_switch():
         d = m.deconv
         assert (d.kernel_size, d.stride, d.padding) == ((4, 4), (2, 2),
                                                         (1, 1))
-    assert len(FaPN(R50, 16, 4, align='none').align_modules) == 0
+    # FPN's plain fusion is an aligner too, without parameters
+    plain = FaPN(R50, 16, 4, align='none').align_modules
+    assert len(plain) == 3 and all(type(m) is SumFusion for m in plain)
+    assert not list(plain.parameters())
     extra = FaPN(R50, 16, 4, top_output_conv=True, extra_output_convs=2)
     assert len(extra.fpn_convs) == 4
     assert [len(s) for s in extra.extra_output_convs] == [2, 2, 2, 2]

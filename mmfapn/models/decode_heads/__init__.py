@@ -3,7 +3,8 @@ from importlib.util import find_spec
 
 if find_spec('mmseg') is not None:  # absent in an mmdet-only install
     try:
-        from .fapn_head import FaPNHead  # noqa: F401
+        from .realtime_fapn_head import (FaPNHead,  # noqa: F401
+                                         RealtimeFaPNHead)
         from .uper_fapn_head import UPerFaPNHead  # noqa: F401
     except ImportError as err:
         # mmseg.models imports mmcv.ops, which needs mmcv's compiled ops.

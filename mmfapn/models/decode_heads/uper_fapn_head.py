@@ -94,8 +94,8 @@ class UPerFaPNHead(UPerHead):
     def init_weights(self) -> None:
         """Apply ``init_cfg``, then re-zero every FAM's offset/mask conv."""
         super().init_weights()
-        for m in self.align_modules:
-            m.dcn.init_offset()
+        for m in self.align_modules:  # plain nn.ModuleList: see BaseAligner
+            m.init_offset()
 
     def _forward_feature(self, inputs: List[Tensor]) -> Tensor:
         """Fused features (N, channels, H_0, W_0) before ``cls_seg``."""

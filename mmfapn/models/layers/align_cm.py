@@ -93,7 +93,7 @@ class AlignCM(BaseModule):
 
     def init_offset(self) -> None:
         """Zero the flow conv (the context starts un-warped)."""
-        self.flow_head.init_flow()
+        self.flow_head.init_offset()
 
     def context(self, x: Tensor) -> Tensor:
         """The pooled context, (N, channels, K, K)."""

@@ -3,17 +3,17 @@ then sum (Huang et al., AlignSeg, TPAMI 2021, §3.2)."""
 from typing import Optional
 
 import torch
-import torch.nn.functional as F
-from mmengine.model import BaseModule
 from torch import Tensor
 
 from mmfapn.registry import register_model
+from ..utils import normalize_upsample_cfg, resize_to
+from .base_aligner import BaseAligner
 from .flow_head import FlowHead
 from .flow_warp import flow_warp
 
 
 @register_model
-class AlignFA(BaseModule):
+class AlignFA(BaseAligner):
     """AlignFA, a drop-in alternative to FaPN's FAM (``align='flow'`` in
     :class:`~mmfapn.models.necks.FaPN`)::
 
@@ -27,6 +27,9 @@ class AlignFA(BaseModule):
     :func:`~mmfapn.models.layers.flow_warp.flow_warp` (pixel units, exact
     identity at zero flow); the AlignSeg release normalised its flows with
     (h, w) swapped and sampled off-grid at zero flow, which is not copied.
+    The hidden convs keep ``ConvModule``'s init from construction
+    (:meth:`reset_parameters` is the base class's no-op); :meth:`init_offset`
+    zeroes the two flow convs.
 
     Args:
         channels (int): C of ``lat``, ``coarse`` and the output.
@@ -48,6 +51,8 @@ class AlignFA(BaseModule):
         output: (N, C, H, W).
     """
 
+    shared_args = ('upsample_cfg', 'conv_cfg')
+
     def __init__(self,
                  channels: int,
                  flow_channels: Optional[int] = None,
@@ -60,15 +65,7 @@ class AlignFA(BaseModule):
         super().__init__(init_cfg=init_cfg)
         self.channels = channels
         flow_channels = channels if flow_channels is None else flow_channels
-        self.upsample_cfg = dict(mode='bilinear', align_corners=False)
-        if upsample_cfg is not None:
-            self.upsample_cfg = dict(upsample_cfg)
-        if {'size', 'scale_factor'} & set(self.upsample_cfg):
-            raise ValueError('AlignFA upsamples to the lateral size; '
-                             'upsample_cfg must not set size/scale_factor, '
-                             f'got {self.upsample_cfg}')
-        if self.upsample_cfg.get('mode') in ('nearest', 'area'):
-            self.upsample_cfg.pop('align_corners', None)
+        self.upsample_cfg = normalize_upsample_cfg(upsample_cfg, 'AlignFA')
         self.padding_mode = padding_mode
         heads = dict(
             conv_cfg=conv_cfg, norm_cfg=norm_cfg, act_cfg=act_cfg)
@@ -77,13 +74,8 @@ class AlignFA(BaseModule):
 
     def init_offset(self) -> None:
         """Zero both flow convs (the warps start as the identity)."""
-        self.coarse_flow.init_flow()
-        self.fine_flow.init_flow()
-
-    def upsample(self, coarse: Tensor, size) -> Tensor:
-        if tuple(coarse.shape[-2:]) == tuple(size):
-            return coarse
-        return F.interpolate(coarse, size=size, **self.upsample_cfg)
+        self.coarse_flow.init_offset()
+        self.fine_flow.init_offset()
 
     def flows(self, lat: Tensor, up: Tensor):
         """(coarse flow, fine flow), each (N, 2, H, W) in pixels."""
@@ -91,7 +83,7 @@ class AlignFA(BaseModule):
         return self.coarse_flow(feat), self.fine_flow(feat)
 
     def forward(self, lat: Tensor, coarse: Tensor) -> Tensor:
-        up = self.upsample(coarse, lat.shape[-2:])
+        up = resize_to(coarse, lat.shape[-2:], self.upsample_cfg)
         coarse_flow, fine_flow = self.flows(lat, up)
         return flow_warp(up, coarse_flow, padding_mode=self.padding_mode) + \
             flow_warp(lat, fine_flow, padding_mode=self.padding_mode)

@@ -5,6 +5,9 @@ import torch
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
+from mmfapn.registry import register_model
+from .base_aligner import BaseAligner
+
 
 def bilinear_kernel(kernel_size: int, stride: int) -> Tensor:
     """The (k, k) bilinear interpolation kernel of a stride-``stride``
@@ -93,3 +96,25 @@ class DeconvUpsample(BaseModule):
         out_size = (max(size[0], 2 * h), max(size[1], 2 * w))
         out = self.deconv(x, output_size=out_size)
         return out[..., :size[0], :size[1]]
+
+
+@register_model
+class DeconvFusion(DeconvUpsample, BaseAligner):
+    """``lateral + DeconvUpsample(coarse)``: FaPN's Table 1 row "FPN +
+    deconv + FSM" (``align='deconv'`` in :class:`~mmfapn.models.FaPN`),
+    the learnable upsampling of :class:`DeconvUpsample` in place of the
+    interpolation, fused by a sum.  Same parameters and state-dict keys
+    as :class:`DeconvUpsample`.
+
+    Args:
+        channels (int): C of ``lateral``, ``coarse`` and the output.
+        kernel_size (int): kernel of the transposed conv. Default 4.
+        init_cfg (dict, optional): mmengine init config.
+
+    Shapes:
+        lateral: (N, C, H, W); coarse: (N, C, h, w) with H in [2h - 1,
+        2h + 1] (same for W); output: (N, C, H, W).
+    """
+
+    def forward(self, lateral: Tensor, coarse: Tensor) -> Tensor:
+        return lateral + super().forward(coarse, lateral.shape[-2:])

@@ -5,16 +5,17 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule
-from mmengine.model import BaseModule
 from mmengine.model.weight_init import caffe2_xavier_init
 from torch import Tensor
 
 from mmfapn.ops import GuidedModulatedDeformConv2d
 from mmfapn.registry import register_model
+from ..utils import normalize_upsample_cfg, resize_to
+from .base_aligner import BaseAligner
 
 
 @register_model
-class FeatureAlignModule(BaseModule):
+class FeatureAlignModule(BaseAligner):
     """FaPN's FAM, as released.
 
     Given the lateral feature ``lat`` (already projected to ``channels``,
@@ -27,8 +28,11 @@ class FeatureAlignModule(BaseModule):
 
     The factor 2 on ``up`` feeds only the offset branch (released code).
     The offset/mask conv is zero at init, so the MDCN starts as 0.5 x a
-    plain 3x3 conv; :meth:`init_weights` keeps it zero whatever ``init_cfg``
-    a parent applies.
+    plain 3x3 conv; :meth:`init_offset` (called by :meth:`init_weights`
+    and by every host after its own init) keeps it zero whatever
+    ``init_cfg`` a parent applies.  ``residual=False`` returns ``aligned``
+    alone, for a host that fuses it with ``lat`` itself (the real-time
+    head's concatenation).
 
     With ``single_input=True`` (FaPN Table 1, "FAM after fusion") the
     module takes one map ``x`` (the fused ``lat + up``) and predicts the
@@ -37,7 +41,9 @@ class FeatureAlignModule(BaseModule):
         return relu(MDCN_3x3(x; offsets, mask from conv3x3(x)))
 
     There is no residual: the aligned map replaces the fused one, as
-    ``aligned`` replaces ``up`` before fusion in the default mode.
+    ``aligned`` replaces ``up`` before fusion in the default mode.  This
+    one-map call is the building block of :class:`FeatureAlignAfterFusion`,
+    the aligner that takes ``(lateral, coarse)`` as every other one.
 
     Args:
         channels (int): C of ``lat``, ``coarse`` and the output.
@@ -53,12 +59,17 @@ class FeatureAlignModule(BaseModule):
             :func:`mmfapn.ops.modulated_deform_conv2d`.
         single_input (bool): the one-input "after fusion" mode above
             (no ``offset_fusion``). Default False.
+        residual (bool): add ``lat`` to the aligned map (two-input mode).
+            Default True, as released.
         init_cfg (dict, optional): mmengine init config.
 
     Shapes:
         lat: (N, C, H, W); coarse: (N, C, h, w) with any h, w;
         output: (N, C, H, W).  ``single_input``: x (N, C, H, W) -> same.
     """
+
+    shared_args = ('upsample_cfg', 'conv_cfg', 'norm_cfg', 'deform_groups',
+                   'dcn_impl')
 
     def __init__(self,
                  channels: int,
@@ -70,21 +81,15 @@ class FeatureAlignModule(BaseModule):
                  up_scale: float = 2.0,
                  dcn_impl: str = 'auto',
                  single_input: bool = False,
+                 residual: bool = True,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(init_cfg=init_cfg)
         self.channels = channels
         self.single_input = single_input
+        self.residual = residual
         self.up_scale = up_scale
-        self.upsample_cfg = dict(mode='bilinear', align_corners=False)
-        if upsample_cfg is not None:
-            self.upsample_cfg = dict(upsample_cfg)
-        if {'size', 'scale_factor'} & set(self.upsample_cfg):
-            raise ValueError(
-                'FeatureAlignModule upsamples to the lateral size; '
-                'upsample_cfg must not set size/scale_factor, got '
-                f'{self.upsample_cfg}')
-        if self.upsample_cfg.get('mode') in ('nearest', 'area'):
-            self.upsample_cfg.pop('align_corners', None)
+        self.upsample_cfg = normalize_upsample_cfg(upsample_cfg,
+                                                   'FeatureAlignModule')
         self.offset_fusion = None if single_input else ConvModule(
             2 * channels,
             channels,
@@ -115,12 +120,7 @@ class FeatureAlignModule(BaseModule):
         super().init_weights()
         if self.init_cfg is None:
             self.reset_parameters()
-        self.dcn.init_offset()
-
-    def upsample(self, coarse: Tensor, size) -> Tensor:
-        if tuple(coarse.shape[-2:]) == tuple(size):
-            return coarse
-        return F.interpolate(coarse, size=size, **self.upsample_cfg)
+        self.init_offset()
 
     def init_offset(self) -> None:
         """Zero the offset/mask conv (offsets 0, mask 0.5)."""
@@ -143,5 +143,36 @@ class FeatureAlignModule(BaseModule):
         if coarse is None:
             raise TypeError('FeatureAlignModule needs (lat, coarse); '
                             'set single_input=True for the one-map mode')
-        up = self.upsample(coarse, lat.shape[-2:])
-        return self.align(lat, up) + lat
+        up = resize_to(coarse, lat.shape[-2:], self.upsample_cfg)
+        aligned = self.align(lat, up)
+        return aligned + lat if self.residual else aligned
+
+
+@register_model
+class FeatureAlignAfterFusion(FeatureAlignModule):
+    """FAM after fusion (FaPN Table 1, "FPN + FAM† + FSM";
+    ``align='fam_after_fusion'`` in :class:`~mmfapn.models.FaPN`)::
+
+        x = lateral + interpolate(coarse, size=lateral.shape[-2:])
+        return relu(MDCN_3x3(x; offsets, mask from conv3x3(x)))
+
+    The FAM in its one-input mode (``single_input=True``, no 1x1 offset
+    fusion conv, no residual) applied to the FPN-fused map; same
+    parameters and state-dict keys.
+
+    Args:
+        channels (int): C of ``lateral``, ``coarse`` and the output.
+        **kwargs: the other :class:`FeatureAlignModule` arguments
+            (``single_input`` is always True).
+
+    Shapes:
+        lateral: (N, C, H, W); coarse: (N, C, h, w); output: (N, C, H, W).
+    """
+
+    def __init__(self, channels: int, **kwargs) -> None:
+        super().__init__(channels, single_input=True, **kwargs)
+
+    def forward(self, lateral: Tensor, coarse: Tensor) -> Tensor:
+        fused = lateral + resize_to(coarse, lateral.shape[-2:],
+                                    self.upsample_cfg)
+        return super().forward(fused)

@@ -44,9 +44,9 @@ class FlowHead(BaseModule):
             norm_cfg=norm_cfg,
             act_cfg=act_cfg)
         self.flow = nn.Conv2d(channels, 2, 3, padding=1, bias=False)
-        self.init_flow()
+        self.init_offset()
 
-    def init_flow(self) -> None:
+    def init_offset(self) -> None:
         """Zero the flow conv: the warp starts as the identity."""
         nn.init.zeros_(self.flow.weight)
 
@@ -54,7 +54,7 @@ class FlowHead(BaseModule):
         super().init_weights()
         # a parent's init_cfg (e.g. Xavier on every Conv2d) must not turn
         # the warp on at initialisation
-        self.init_flow()
+        self.init_offset()
 
     def forward(self, x: Tensor) -> Tensor:
         return self.flow(self.hidden(x))

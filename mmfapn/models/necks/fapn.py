@@ -10,14 +10,15 @@ from mmengine.model import BaseModule
 from mmengine.model.weight_init import caffe2_xavier_init
 from torch import Tensor, nn
 
-from mmfapn.models.layers import (AlignFA, DeconvUpsample,
-                                   FeatureAlignModule, FeatureSelectionModule)
+from mmfapn.models.layers import (ALIGNERS, FeatureSelectionModule,
+                                   build_aligner)
+from mmfapn.models.utils import model_registry_of, normalize_upsample_cfg
 from mmfapn.registry import available_model_registries, register_model
 
 _EXTRA_SOURCES = ('on_input', 'on_lateral', 'on_output')
 # ablation switches (FaPN Table 1, AlignSeg): see the FaPN docstring
 LATERALS = ('fsm', 'se', 'conv')
-ALIGNS = ('fam', 'fam_after_fusion', 'flow', 'deconv', 'none')
+ALIGNS = tuple(ALIGNERS)
 
 
 def _build_submodule(cfg: dict) -> nn.Module:
@@ -26,13 +27,9 @@ def _build_submodule(cfg: dict) -> nn.Module:
     if not isinstance(cfg, dict) or 'type' not in cfg:
         raise TypeError(f'FaPN: context_cfg must be a dict with a type, got '
                         f'{cfg!r}')
-    registries = available_model_registries()
-    for registry in registries:
-        if not isinstance(cfg['type'], str) or \
-                registry.get(cfg['type']) is not None:
-            return registry.build(cfg)
-    raise KeyError(f'FaPN: context_cfg type {cfg["type"]!r} is not registered'
-                   ' in ' + ', '.join(r.name for r in registries))
+    if not isinstance(cfg['type'], str):  # a class: any registry builds it
+        return available_model_registries()[0].build(cfg)
+    return model_registry_of(cfg['type'], 'FaPN: context_cfg type').build(cfg)
 
 
 @register_model
@@ -68,27 +65,34 @@ class FaPN(BaseModule):
       projection (the paper's "FAM + SE" row; same parameters as FSM);
     * ``'conv'``: a plain 1x1 conv with bias (FPN's lateral).
 
-    ``align`` picks how ``lat`` (the lateral) and ``prev`` are fused::
+    ``align`` picks the aligner that fuses ``lat`` (the lateral) with
+    ``prev``, ``prev = aligner(lat, prev)`` (one per level, in
+    ``align_modules``; the names are
+    :data:`~mmfapn.models.layers.ALIGNERS`)::
 
-        'fam'              prev = FAM(lat, prev)          FaPN
-        'fam_after_fusion' prev = FAM1(lat + up(prev))    Table 1 "FAM†"
-        'flow'             prev = AlignFA(lat, prev)      AlignSeg §3.2
-        'deconv'           prev = lat + deconv2x(prev)    Table 1 "deconv"
-        'none'             prev = lat + up(prev)          FPN
+        'fam'              FAM(lat, prev)             FaPN
+        'fam_after_fusion' FAM1(lat + up(prev))       Table 1 "FAM†"
+        'flow'             AlignFA(lat, prev)         AlignSeg §3.2
+        'deconv'           lat + deconv2x(prev)       Table 1 "deconv"
+        'none'             lat + up(prev)             FPN
 
     ``up`` is the ``upsample_cfg`` interpolation; ``FAM1`` is the FAM in
     its one-input mode (offsets from the fused map itself: no 1x1 offset
-    conv, no residual, see :class:`FeatureAlignModule`); AlignFA warps both
-    inputs with zero-initialised flows (:class:`AlignFA`); deconv is a
+    conv, no residual, :class:`FeatureAlignAfterFusion`); AlignFA warps
+    both inputs with zero-initialised flows (:class:`AlignFA`); deconv is a
     bilinear-initialised 4x4 stride-2 transposed conv
-    (:class:`DeconvUpsample`).  ``top_output_conv=True`` adds FPN's 3x3
-    output conv on the top level, ``extra_output_convs=k`` stacks k more
-    3x3 convs after every level's output (the "FPN + extra 3x3 conv" row),
-    and ``context_cfg`` inserts a context module such as :class:`AlignCM`
-    on the top backbone level before its lateral.  With ``lateral='conv'``,
-    ``align='none'``, ``top_output_conv=True`` and nearest upsampling the
-    neck is mmdet's/mmseg's FPN (same keys, same outputs).  The parameter
-    count of each ablation row is in ``docs/user_guides/ablations.md``.
+    (:class:`DeconvFusion`); 'none' is :class:`SumFusion` (no parameters).
+    Any other aligner (a :class:`~mmfapn.models.layers.BaseAligner`
+    subclass registered in ``MODELS``) is chosen by
+    ``align_cfg=dict(type='MyAligner', ...)``. ``top_output_conv=True`` adds
+    FPN's 3x3 output conv on the top level, ``extra_output_convs=k`` stacks
+    k more 3x3 convs after every level's output (the "FPN + extra 3x3 conv"
+    row), and ``context_cfg`` inserts a context module such as
+    :class:`AlignCM` on the top backbone level before its lateral. With
+    ``lateral='conv'``, ``align='none'``, ``top_output_conv=True`` and
+    nearest upsampling the neck is mmdet's/mmseg's FPN (same keys, same
+    outputs). The parameter count of each ablation row is in
+    ``docs/user_guides/ablations.md``.
 
     Args:
         in_channels (list[int]): channels of each backbone level.
@@ -117,10 +121,13 @@ class FaPN(BaseModule):
         lateral (str): 'fsm' (default), 'se' or 'conv', see above.
         align (str): 'fam' (default), 'fam_after_fusion', 'flow', 'deconv'
             or 'none', see above.
-        align_cfg (dict, optional): extra keyword arguments of the aligner
-            of every level (FeatureAlignModule, AlignFA or DeconvUpsample),
-            e.g. ``dict(norm_cfg=dict(type='SyncBN'))`` for AlignFA's flow
-            heads.  Not allowed with ``align='none'``.
+        align_cfg (dict, optional): keyword arguments of the aligner of
+            every level, e.g. ``dict(norm_cfg=dict(type='SyncBN'))`` for
+            AlignFA's flow heads; they override the neck settings the
+            aligner shares (its ``shared_args``: ``upsample_cfg``,
+            ``conv_cfg``, ``norm_cfg``, ``deform_groups``, ``dcn_impl``).
+            With ``type``, a registered aligner class that replaces
+            ``align``.
         top_output_conv (bool): a 3x3 output conv on the top level too, as
             FPN (False as released).
         extra_output_convs (int): 3x3 convs (conv/norm/act configs of the
@@ -178,11 +185,12 @@ class FaPN(BaseModule):
         if align not in ALIGNS:
             raise ValueError(f'FaPN: unknown align={align!r}; expected one '
                              f'of {ALIGNS}')
-        if align_cfg is not None and (not isinstance(align_cfg, dict)
-                                      or align == 'none'):
-            raise ValueError(f'FaPN: align_cfg={align_cfg!r} is only allowed '
-                             f'as a dict for an aligner with parameters, got '
-                             f"align={align!r}")
+        if align_cfg is not None and not isinstance(align_cfg, dict):
+            raise ValueError(f'FaPN: align_cfg must be a dict, got '
+                             f'{align_cfg!r}')
+        # align_cfg's type (a registered aligner) replaces the switch
+        align_cfg = dict(align_cfg or {})
+        align = align_cfg.setdefault('type', align)
         if not isinstance(extra_output_convs, int) or isinstance(
                 extra_output_convs, bool) or extra_output_convs < 0:
             raise ValueError('FaPN: extra_output_convs must be an int >= 0, '
@@ -191,15 +199,7 @@ class FaPN(BaseModule):
         self.align = align
         self.top_output_conv = bool(top_output_conv)
         self.num_extra_output_convs = extra_output_convs
-        self.upsample_cfg = dict(mode='bilinear', align_corners=False)
-        if upsample_cfg is not None:
-            self.upsample_cfg = dict(upsample_cfg)
-        if {'size', 'scale_factor'} & set(self.upsample_cfg):
-            raise ValueError('FaPN upsamples to the lateral size; '
-                             'upsample_cfg must not set size/scale_factor, '
-                             f'got {self.upsample_cfg}')
-        if self.upsample_cfg.get('mode') in ('nearest', 'area'):
-            self.upsample_cfg.pop('align_corners', None)
+        self.upsample_cfg = normalize_upsample_cfg(upsample_cfg, 'FaPN')
         if not isinstance(in_channels, (list, tuple)) or not in_channels or \
                 not all(isinstance(c, int) and c > 0 for c in in_channels):
             raise TypeError('FaPN: in_channels must be a non-empty list of '
@@ -274,8 +274,14 @@ class FaPN(BaseModule):
 
         # lateral_convs[j] for used level start_level + j: FSMs (or the
         # ablation laterals), then the bare top lateral; align_modules exist
-        # for all but the top (none for align='none'), fpn_convs too unless
-        # top_output_conv appends the top one.
+        # for all but the top, fpn_convs too unless top_output_conv appends
+        # the top one.
+        shared = dict(
+            upsample_cfg=self.upsample_cfg,
+            conv_cfg=conv_cfg,
+            norm_cfg=norm_cfg,
+            deform_groups=deform_groups,
+            dcn_impl=dcn_impl)
         self.lateral_convs = nn.ModuleList()
         self.align_modules = nn.ModuleList()
         self.fpn_convs = nn.ModuleList()
@@ -311,11 +317,8 @@ class FaPN(BaseModule):
                         skip=lateral == 'fsm',
                         conv_cfg=conv_cfg,
                         norm_cfg=lateral_norm))
-            aligner = self._build_aligner(align, out_channels, deform_groups,
-                                          upsample_cfg, conv_cfg, norm_cfg,
-                                          dcn_impl, align_cfg or {})
-            if aligner is not None:
-                self.align_modules.append(aligner)
+            self.align_modules.append(
+                build_aligner(align_cfg, out_channels, shared))
             self.fpn_convs.append(output_conv())
         self.extra_output_convs = nn.ModuleList()
         if extra_output_convs:
@@ -356,8 +359,7 @@ class FaPN(BaseModule):
             else:  # lateral='conv': detectron2's FPN init
                 caffe2_xavier_init(m.conv)
         for m in self.align_modules:
-            if isinstance(m, (FeatureAlignModule, DeconvUpsample)):
-                m.reset_parameters()
+            m.reset_parameters()
         extra_out = [c for seq in self.extra_output_convs for c in seq]
         for m in list(self.fpn_convs) + list(self.extra_convs) + extra_out:
             caffe2_xavier_init(m.conv)
@@ -370,49 +372,11 @@ class FaPN(BaseModule):
         zero init of the offset/mask convs.
         """
         super().init_weights()
-        # FAM: offset/mask conv; AlignFA/AlignCM: flow convs
-        for m in list(self.align_modules) + [self.context]:
-            if hasattr(m, 'init_offset'):
-                m.init_offset()
-
-    @staticmethod
-    def _build_aligner(align: str, channels: int, deform_groups: int,
-                       upsample_cfg: Optional[dict], conv_cfg: Optional[dict],
-                       norm_cfg: Optional[dict], dcn_impl: str,
-                       align_cfg: dict) -> Optional[nn.Module]:
-        """The fusion module of one level (None for ``align='none'``)."""
-        if align in ('fam', 'fam_after_fusion'):
-            kwargs = dict(
-                deform_groups=deform_groups,
-                upsample_cfg=upsample_cfg,
-                norm_cfg=norm_cfg,
-                conv_cfg=conv_cfg,
-                dcn_impl=dcn_impl,
-                single_input=align == 'fam_after_fusion')
-            return FeatureAlignModule(channels, **dict(kwargs, **align_cfg))
-        if align == 'flow':
-            kwargs = dict(upsample_cfg=upsample_cfg, conv_cfg=conv_cfg)
-            return AlignFA(channels, **dict(kwargs, **align_cfg))
-        if align == 'deconv':
-            return DeconvUpsample(channels, **align_cfg)
-        return None
-
-    def _upsample(self, x: Tensor, size) -> Tensor:
-        if tuple(x.shape[-2:]) == tuple(size):
-            return x
-        return F.interpolate(x, size=size, **self.upsample_cfg)
-
-    def _fuse(self, j: int, lat: Tensor, prev: Tensor) -> Tensor:
-        """Fuse the lateral ``lat`` of used level j with the coarser
-        top-down map ``prev`` (see the ``align`` table in the docstring)."""
-        if self.align in ('fam', 'flow'):
-            return self.align_modules[j](lat, prev)
-        if self.align == 'deconv':
-            return lat + self.align_modules[j](prev, lat.shape[-2:])
-        fused = lat + self._upsample(prev, lat.shape[-2:])
-        if self.align == 'fam_after_fusion':
-            return self.align_modules[j](fused)
-        return fused
+        # align_modules is a plain nn.ModuleList, so mmengine does not call
+        # the aligners' own init_weights; the context module (a direct
+        # child) gets its own call.
+        for m in self.align_modules:
+            m.init_offset()
 
     def _should_check_finite(self, x: Tensor) -> bool:
         if self.check_finite is False or torch.jit.is_tracing() or \
@@ -493,7 +457,7 @@ class FaPN(BaseModule):
                 if self.top_output_conv else top_lateral]
         for j in range(len(feats) - 2, -1, -1):
             lat = self.lateral_convs[j](feats[j])
-            prev = self._fuse(j, lat, prev)
+            prev = self.align_modules[j](lat, prev)
             outs.insert(0, self.fpn_convs[j](prev))
         if self.num_extra_output_convs:
             outs = [convs(o) for convs, o in zip(self.extra_output_convs,

@@ -244,7 +244,7 @@ class FaPNPixelDecoder(BaseModule):
         if self.init_cfg is None:
             self.reset_parameters()
         for align in self.align_modules:
-            align.dcn.init_offset()
+            align.init_offset()
 
     def _check_inputs(self, feats: Sequence[Tensor]) -> None:
         if not isinstance(feats, (list, tuple)):

@@ -10,7 +10,7 @@ import os.path as osp
 import pytest
 import torch
 
-import mmfapn  # noqa: F401  (registers FaPNHead)
+import mmfapn  # noqa: F401  (registers the head)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.dirname(
     osp.abspath(__file__)))))
@@ -32,7 +32,7 @@ ABLATION = {
     'ablation/fapn-rt-abl-fam-fsm-concat_r18_4xb4-40k_cityscapes-768x1536.py':
     ((True, True, 'concat'), 12.6),
 }
-# what this repository's head gives (see FaPNHead's docstring)
+# what this repository's head gives (see RealtimeFaPNHead's docstring)
 ABLATION_EXACT = dict(zip(ABLATION, [11366675, 12225475, 12569155, 12635203]))
 
 
@@ -93,7 +93,7 @@ def test_every_config_builds(name, count_params):
         allow_failed_imports=False)
     model = _build(cfg)
     head = model.decode_head
-    assert type(head).__name__ == 'FaPNHead'
+    assert type(head).__name__ == 'RealtimeFaPNHead'
     assert not model.with_neck
     depth = 34 if '_r34_' in name else 18
     assert model.backbone.depth == depth

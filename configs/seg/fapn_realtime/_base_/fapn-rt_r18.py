@@ -1,5 +1,5 @@
 # Real-time FaPN model (FaPN supplement, section 2): ResNet-18 C3..C5 into
-# FaPNHead (128-channel FSM laterals, FAM with nearest x2 upsampling,
+# RealtimeFaPNHead (128-channel FSM laterals, FAM with nearest x2 upsampling,
 # concatenation fusion, prediction at stride 8).  No neck.  Built on mmseg's
 # FPN segmentor so the data preprocessor, SyncBN and loss stay stock.
 _base_ = ['mmseg::_base_/models/fpn_r50.py']
@@ -15,7 +15,7 @@ model = dict(
     neck=None,
     decode_head=dict(
         _delete_=True,
-        type='FaPNHead',
+        type='RealtimeFaPNHead',
         in_channels=[128, 256, 512],
         in_index=[0, 1, 2],
         fpn_channels=128,

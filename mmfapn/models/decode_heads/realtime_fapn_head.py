@@ -1,21 +1,22 @@
 """Real-time FaPN decode head (FaPN supplement, section 2)."""
-from typing import List, Sequence, Tuple
+import warnings
+from typing import List, Sequence
 
 import torch
-import torch.nn.functional as F
 from mmcv.cnn import ConvModule
 from mmengine.model import ModuleList
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
 from torch import Tensor, nn
 
 from mmfapn.models.layers import FeatureAlignModule, FeatureSelectionModule
+from mmfapn.models.utils import resize_to
 from mmfapn.registry import register_model
 
 _FUSIONS = ('concat', 'sum')
 
 
 @register_model
-class FaPNHead(BaseDecodeHead):
+class RealtimeFaPNHead(BaseDecodeHead):
     """The real-time FaPN head: a light FaPN on C3..C5 predicting at stride 8.
 
     The supplement of Huang et al. (ICCV 2021) describes it for ResNet-18/34
@@ -26,14 +27,16 @@ class FaPNHead(BaseDecodeHead):
         for i = 5 .. 4:
             ref = L_{i-1}(C_{i-1})                    # -> fpn_channels
             up  = nearest(P_i, size=ref.shape[-2:])   # x2 (any size)
-            al  = FAM.align(ref, up)  if use_fam else up
+            al  = FAM(ref, P_i)       if use_fam else up  # FAM: no + ref
             P_{i-1} = conv1x1(cat[al, ref])  if fusion == 'concat'
                       al + ref               if fusion == 'sum'
         logits = conv_seg(conv3x3(P_3))               # stride 8
 
     The laterals are FSMs (:class:`FeatureSelectionModule`) with ``use_fsm``
     and plain 1x1 convs otherwise; the aligner is the shared
-    :class:`FeatureAlignModule` (8 deformable groups, nearest upsampling).
+    :class:`FeatureAlignModule` (8 deformable groups, nearest upsampling)
+    with ``residual=False``: it returns the aligned map, which the head
+    fuses with ``ref`` itself.
     ``use_fam=False, use_fsm=False, fusion='sum'`` is the supplement's FPN
     baseline row; each switch adds one row of its Table 1.
 
@@ -98,20 +101,24 @@ class FaPNHead(BaseDecodeHead):
         kwargs.setdefault('input_transform', 'multiple_select')
         if kwargs['input_transform'] != 'multiple_select':
             raise ValueError(
-                "FaPNHead fuses several levels: input_transform must be "
-                f"'multiple_select', got {kwargs['input_transform']!r}")
+                'RealtimeFaPNHead fuses several levels: input_transform '
+                "must be 'multiple_select', got "
+                f"{kwargs['input_transform']!r}")
         if not isinstance(in_channels, (list, tuple)) or len(in_channels) < 2:
-            raise ValueError('FaPNHead needs the channels of at least two '
-                             f'levels (finest first), got {in_channels!r}')
+            raise ValueError('RealtimeFaPNHead needs the channels of at '
+                             'least two levels (finest first), got '
+                             f'{in_channels!r}')
         kwargs.setdefault('in_index', list(range(len(in_channels))))
         if fusion not in _FUSIONS:
             raise ValueError(
-                f'FaPNHead: fusion must be one of {_FUSIONS}, got {fusion!r}')
+                f'RealtimeFaPNHead: fusion must be one of {_FUSIONS}, got '
+                f'{fusion!r}')
         if not isinstance(fpn_channels, int) or fpn_channels < 1:
-            raise ValueError('FaPNHead: fpn_channels must be a positive int, '
-                             f'got {fpn_channels!r}')
+            raise ValueError('RealtimeFaPNHead: fpn_channels must be a '
+                             f'positive int, got {fpn_channels!r}')
         super().__init__(in_channels, channels, **kwargs)
         self.fpn_channels = fpn_channels
+        self.upsample_cfg = dict(mode='nearest')
         self.use_fam = use_fam
         self.use_fsm = use_fsm
         self.fusion = fusion
@@ -126,7 +133,8 @@ class FaPNHead(BaseDecodeHead):
             FeatureAlignModule(
                 fpn_channels,
                 deform_groups=deform_groups,
-                upsample_cfg=dict(mode='nearest'),
+                upsample_cfg=self.upsample_cfg,
+                residual=False,
                 dcn_impl=dcn_impl) for _ in range(num_steps)
         ) if use_fam else None
         self.fusion_convs = ModuleList(
@@ -163,23 +171,17 @@ class FaPNHead(BaseDecodeHead):
                                                      self.in_channels)):
             if feat.dim() != 4 or feat.shape[1] != expected:
                 raise ValueError(
-                    f'FaPNHead: input level {level} (in_index '
+                    f'RealtimeFaPNHead: input level {level} (in_index '
                     f'{self.in_index[level]}) must be (N, {expected}, H, W), '
                     f'got shape {tuple(feat.shape)}')
-
-    def _upsample(self, step: int, coarse: Tensor,
-                  size: Tuple[int, int]) -> Tensor:
-        if self.use_fam:
-            return self.fams[step].upsample(coarse, size)
-        if tuple(coarse.shape[-2:]) == tuple(size):
-            return coarse
-        return F.interpolate(coarse, size=size, mode='nearest')
 
     def fuse(self, step: int, ref: Tensor, coarse: Tensor) -> Tensor:
         """One top-down step: ``P_{i-1}`` from the lateral ``ref`` and the
         coarser ``P_i`` (``step`` indexes the finer level)."""
-        up = self._upsample(step, coarse, ref.shape[-2:])
-        aligned = self.fams[step].align(ref, up) if self.use_fam else up
+        if self.use_fam:
+            aligned = self.fams[step](ref, coarse)
+        else:
+            aligned = resize_to(coarse, ref.shape[-2:], self.upsample_cfg)
         if self.fusion == 'concat':
             return self.fusion_convs[step](torch.cat([aligned, ref], 1))
         return aligned + ref
@@ -195,3 +197,22 @@ class FaPNHead(BaseDecodeHead):
 
     def forward(self, inputs: List[Tensor]) -> Tensor:
         return self.cls_seg(self.pred_conv(self.pyramid(inputs)))
+
+
+@register_model
+class FaPNHead(RealtimeFaPNHead):
+    """Deprecated name of :class:`RealtimeFaPNHead` (it read like the
+    ``FaPN`` neck), kept so that existing configs and checkpoints still
+    build and load (same arguments, same state-dict keys).  Warns once per
+    process when built; write ``type='RealtimeFaPNHead'`` instead."""
+
+    _warned = False
+
+    def __init__(self, *args, **kwargs) -> None:
+        if not FaPNHead._warned:
+            FaPNHead._warned = True
+            warnings.warn(
+                "mmfapn: decode head type 'FaPNHead' is deprecated; use "
+                "'RealtimeFaPNHead' (same arguments and weights)",
+                FutureWarning, stacklevel=2)
+        super().__init__(*args, **kwargs)

@@ -1,17 +1,17 @@
-"""FaPNHead (real-time FaPN): structure, forward against an independent
+"""RealtimeFaPNHead (real-time FaPN): structure, forward against an independent
 re-implementation with plain torch ops, odd sizes, loss/predict, errors."""
 import pytest
 import torch
 import torch.nn.functional as F
 
-import mmfapn  # noqa: F401  (registers FaPNHead)
+import mmfapn  # noqa: F401  (registers RealtimeFaPNHead)
 
 R18_CHANNELS = [128, 256, 512]  # C3, C4, C5 of ResNet-18/34
 
 
 def _head(mmseg_scope, **kwargs):
     cfg = dict(
-        type='FaPNHead',
+        type='RealtimeFaPNHead',
         in_channels=R18_CHANNELS,
         channels=16,
         fpn_channels=32,
@@ -198,14 +198,16 @@ def test_parameter_counts_per_component(mmseg_scope, count_params):
 def test_nearest_upsampling_is_x2_for_even_sizes(mmseg_scope):
     """For even sizes the 'upsample to the lateral size' rule is exactly
     the supplement's nearest x2 (each pixel repeated 2x2)."""
+    from mmfapn.models.utils import resize_to
     head = _head(mmseg_scope, use_fam=False)
     coarse = torch.randn(1, 32, 3, 5)
-    up = head._upsample(0, coarse, (6, 10))
+    up = resize_to(coarse, (6, 10), head.upsample_cfg)
     expected = coarse.repeat_interleave(2, 2).repeat_interleave(2, 3)
     torch.testing.assert_close(up, expected, rtol=0, atol=0)
     fam_head = _head(mmseg_scope, use_fam=True)
     torch.testing.assert_close(
-        fam_head._upsample(0, coarse, (6, 10)), expected, rtol=0, atol=0)
+        resize_to(coarse, (6, 10), fam_head.fams[0].upsample_cfg), expected,
+        rtol=0, atol=0)
 
 
 def test_offset_conv_stays_zero_after_parent_init(mmseg_scope):
@@ -271,3 +273,25 @@ def test_wrong_input_channels_named(mmseg_scope):
     with pytest.raises(ValueError, match=r'input level 1 .*\(N, 256, H, W\), '
                        r'got shape \(2, 250, 5, 7\)'):
         head(feats)
+
+
+def test_deprecated_name_builds_the_same_head_and_warns_once(
+        mmseg_scope, monkeypatch):
+    """``type='FaPNHead'`` (the old name) still builds: a subclass of
+    RealtimeFaPNHead with the same state-dict keys, warning once."""
+    import warnings
+
+    from mmfapn.models.decode_heads import FaPNHead, RealtimeFaPNHead
+    monkeypatch.setattr(FaPNHead, '_warned', False)
+    with pytest.warns(FutureWarning, match="'FaPNHead' is deprecated; use "
+                      "'RealtimeFaPNHead'"):
+        old = _head(mmseg_scope, type='FaPNHead')
+    assert isinstance(old, RealtimeFaPNHead)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error', FutureWarning)
+        _head(mmseg_scope, type='FaPNHead')  # once per process
+    new = _head(mmseg_scope)
+    assert type(new) is RealtimeFaPNHead
+    assert {k: v.shape for k, v in old.state_dict().items()} == \
+        {k: v.shape for k, v in new.state_dict().items()}
+    new.load_state_dict(old.state_dict(), strict=True)
