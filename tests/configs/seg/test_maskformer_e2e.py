@@ -83,6 +83,9 @@ def _mim(args, cwd):
 @pytest.mark.slow
 def test_r50_ade20k_mim_train_then_mim_test_reports_miou(tmp_path):
     from mmengine.runner import CheckpointLoader
+
+    from mmfapn.engine import install_runtime_hardening
+    install_runtime_hardening()  # this process loads the Runner checkpoint
     data = write_toy_ade(str(tmp_path / 'ade'), num_train=4, num_val=2,
                          height=67, width=91, seed=0)
     cfg = tmp_path / 'maskformer_r50_fapn_toy.py'
