@@ -195,7 +195,7 @@ report['built'] = installed()
      "train.py: error: config file not found: 'no_such_config.py'"),
     ('test.py', ['no_such_config.py', 'no_such.pth'],
      "test.py: error: checkpoint file not found: 'no_such.pth'"),
-])
+], ids=['train', 'test'])
 def test_tools_install(tool, argv, message):
     """The tools install the hardening before reading anything (here a
     config that does not exist, so no custom_imports is involved)."""
