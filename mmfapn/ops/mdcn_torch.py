@@ -387,12 +387,15 @@ def _forward(input: Tensor, offset: Tensor, mask: Tensor, weight: Tensor,
         cols = _sample(v.x, v.grid).mul_(v.mask).view(v.cols_shape)
         for b in range(v.nb):
             block = _out_block(out, ck, b)
+            # in place on the strided block: ``out=`` would compute into a
+            # temporary and copy it over
             if not once:
                 block.addmm_(v.weight, cols[b])
             elif bias_col is None:
-                torch.mm(v.weight, cols[b], out=block)
+                block.addmm_(v.weight, cols[b], beta=0)
             else:
-                torch.addmm(bias_col, v.weight, cols[b], out=block)
+                block.copy_(bias_col.expand_as(block))
+                block.addmm_(v.weight, cols[b])
         del cols
     return out
 
