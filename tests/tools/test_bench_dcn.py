@@ -1,22 +1,23 @@
-"""tools/analysis/bench_dcn.py at a tiny size: the figures it writes (one
-case per input, level, mode and implementation; the im2col size; timings
-and the load average) and its argument checks."""
-import importlib.util
+"""The deformable-conv benchmark (``mmfapn.analysis.bench_dcn``, the
+library behind tools/analysis/bench_dcn.py) at a tiny size: the figures it
+writes (one case per input, level, mode and implementation; the im2col
+size; timings and the load average) and its argument checks; and the
+command line itself once."""
 import json
 import os.path as osp
+import subprocess
+import sys
 
 import pytest
+
+from mmfapn.analysis import bench_dcn as bench_module
 
 ROOT = osp.abspath(osp.join(osp.dirname(__file__), '..', '..'))
 
 
 @pytest.fixture(scope='module')
 def bench():
-    spec = importlib.util.spec_from_file_location(
-        'bench_dcn', osp.join(ROOT, 'tools/analysis/bench_dcn.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return bench_module
 
 
 def test_writes_one_case_per_shape_mode_and_impl(bench, tmp_path, capsys):
@@ -54,3 +55,18 @@ def test_bad_arguments(bench, argv, message, capsys):
     with pytest.raises(SystemExit):
         bench.parse_args(argv)
     assert message in capsys.readouterr().err
+
+
+def test_command_line_writes_json(tmp_path):
+    out = tmp_path / 'cli.json'
+    proc = subprocess.run(
+        [sys.executable, osp.join(ROOT, 'tools/analysis/bench_dcn.py'),
+         '--inputs', '32x32', '--levels', 'P3', '--channels', '8',
+         '--impls', 'torch', 'dense', '--modes', 'fwd', '--repeat', '1',
+         '--json', str(out)],
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert 'torch/dense' in proc.stdout
+    result = json.loads(out.read_text())
+    assert {c['impl'] for c in result['cases']} == {'torch', 'dense'}
+    assert result['machine']['cores'] >= 1
