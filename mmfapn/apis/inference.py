@@ -8,10 +8,11 @@ ONNX export turn a config into a model.
   ``Config``; its ``default_scope`` must be one of
   :data:`mmfapn.registry.SCOPES`.
 - :func:`build_model`: the config's model from the scope's ``MODELS``
-  registry, pretrained initialisations switched off (nothing is
-  downloaded), optionally a checkpoint, SyncBN reverted to BN, on a
-  device.  Train-ready: ``train_cfg`` is kept (``benchmark.py --mode
-  train`` runs ``train_step`` on it).
+  registry, pretrained initialisations switched off (:func:`drop_pretrained`:
+  nothing is downloaded), optionally a checkpoint, SyncBN reverted to BN,
+  on a device.  Train-ready: ``train_cfg`` is kept (``benchmark.py --mode
+  train`` runs ``train_step`` on it).  :func:`build_model_cfg` does the
+  building for a bare model config (the coverage sweep's).
 - :func:`load_model`: for image inference through the toolboxes' own path,
   mmseg's ``init_model`` / mmdet's ``init_detector`` (test pipeline,
   ``dataset_meta`` from the checkpoint), in eval mode; :func:`predict` runs
@@ -31,6 +32,7 @@ from mmengine.config import Config
 from torch import nn
 
 from mmfapn.registry import SCOPES
+from mmfapn.utils.config_files import stock_configs_root
 from mmfapn.visualization.drawing import check_rgb
 
 #: Prefixes of a stock config of a toolbox, as in ``_base_`` lists.
@@ -71,7 +73,6 @@ def read_config(config: ConfigLike,
 
 
 def _read_stock_config(path: str) -> Config:
-    from mmfapn.utils.config_files import stock_configs_root
     scope, rel = path.split('::', 1)
     stock = osp.join(stock_configs_root(scope), rel)
     if not osp.isfile(stock):
