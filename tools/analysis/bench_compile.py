@@ -35,10 +35,10 @@ import torch
 
 from mmfapn.analysis import benchmark as bench
 from mmfapn.apis import config_scope, read_config
+from mmfapn.utils.config_files import config_path
 from mmfapn.utils.env import machine_info
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-CASES = {
+CASES = {  # name: (shipped config as the repository names it, input size)
     'demo': ('configs/seg/demo/sem-fpn_r18_fapn_toycity-demo.py', None),
     'pointrend-r50': (
         'configs/seg/point_rend/pointrend_r50_fapn_8xb4-65k_'
@@ -94,7 +94,7 @@ def _stats(times: List[float]) -> Dict[str, float]:
 
 def run_case(name: str, args) -> Dict[str, Any]:
     path, shape = CASES[name]
-    cfg = read_config(osp.join(ROOT, path))
+    cfg = read_config(config_path(osp.relpath(path, 'configs')))
     scope = config_scope(cfg, path)
     shape = shape or _crop_size(cfg)
     torch.manual_seed(0)
