@@ -204,6 +204,27 @@ def _taps_base(kernel: _Pair, stride: _Pair, padding: _Pair,
             tap_x.view(taps, 1, 1) + out_x.view(1, 1, -1))
 
 
+def _normalised_base(kernel: _Pair, stride: _Pair, padding: _Pair,
+                     dilation: _Pair, rows: Tuple[int, int], wo: int,
+                     norm_size: _Pair, dtype,
+                     device) -> Tuple[Tensor, Tensor]:
+    """:func:`_taps_base` normalised for ``grid_sample`` with
+    ``align_corners=False`` (pixel p <-> (2p + 1) / size - 1)."""
+    base_y, base_x = _taps_base(kernel, stride, padding, dilation, rows, wo,
+                                dtype, device)
+    h, w = norm_size
+    return (base_y * 2 + 1) / h - 1, (base_x * 2 + 1) / w - 1
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_base(kernel: _Pair, stride: _Pair, padding: _Pair,
+                 dilation: _Pair, ho: int, wo: int, norm_size: _Pair, dtype,
+                 device) -> Tuple[Tensor, Tensor]:
+    """:func:`_normalised_base` of all output rows (read only)."""
+    return _normalised_base(kernel, stride, padding, dilation, (0, ho), wo,
+                            norm_size, dtype, device)
+
+
 def _grid(offset: Tensor, norm_size: _Pair, kernel: _Pair, stride: _Pair,
           padding: _Pair, dilation: _Pair, dg: int, rows: Tuple[int, int],
           fused: bool = True) -> Tensor:
@@ -221,15 +242,19 @@ def _grid(offset: Tensor, norm_size: _Pair, kernel: _Pair, stride: _Pair,
     r0, r1 = rows
     h, w = norm_size
     off = offset.view(n, dg, taps, 2, ho, wo)[..., r0:r1, :]
-    base_y, base_x = _taps_base(kernel, stride, padding, dilation, rows, wo,
-                                offset.dtype, offset.device)
-    # normalised for align_corners=False: pixel p <-> (2p + 1) / size - 1
-    base_y, base_x = (base_y * 2 + 1) / h - 1, (base_x * 2 + 1) / w - 1
     shape = (n * dg, taps * (r1 - r0), wo, 2)
     if not fused:
+        base_y, base_x = _normalised_base(kernel, stride, padding, dilation,
+                                          rows, wo, norm_size, offset.dtype,
+                                          offset.device)
         return torch.stack((base_x + off[:, :, :, 1] * (2.0 / w),
                             base_y + off[:, :, :, 0] * (2.0 / h)),
                            dim=-1).view(shape)
+    # every chunk of a call (and every call of the layer) shares the base
+    # of all rows: computed once, sliced per chunk
+    base_y, base_x = _cached_base(kernel, stride, padding, dilation, ho, wo,
+                                  norm_size, offset.dtype, offset.device)
+    base_y = base_y[:, r0:r1]
     grid = torch.empty(n, dg, taps, r1 - r0, wo, 2, dtype=offset.dtype,
                        device=offset.device)
     torch.add(base_x, off[:, :, :, 1], alpha=2.0 / w, out=grid[..., 0])
