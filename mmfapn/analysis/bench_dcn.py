@@ -32,6 +32,11 @@ under ``torch.no_grad()``; ``fwdbwd`` is forward plus backward to input,
 offset, mask, weight and bias.  ``--threads 1 2`` runs everything at each
 thread count.
 
+bfloat16 products.  With ``MMFAPN_DCN_CPU_GEMM=bfloat16`` in the
+environment the PyTorch path runs its matrix products in bfloat16 on CPU
+(see :func:`mmfapn.ops.mdcn_torch.cpu_gemm_dtype`); the report records it
+(``cpu_gemm``), and the dense conv stays float32.
+
 Allocator.  The CPU allocator matters to the PyTorch path (glibc's malloc
 maps and unmaps every block above its mmap threshold, at most 32 MiB, on
 each call; jemalloc/tcmalloc cache them): the report names the one in use,
@@ -63,6 +68,7 @@ import torch
 import torch.nn.functional as F
 
 from mmfapn.ops import mmcv_ops_available, modulated_deform_conv2d
+from mmfapn.ops.mdcn_torch import ENV_CPU_GEMM
 from mmfapn.utils.env import machine_info, proc_status_kib, reset_peak_rss
 
 LEVELS = {'P2': 4, 'P3': 8, 'P4': 16, 'P5': 32}
@@ -296,14 +302,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                   "'torchvision'")
             impls.remove('torchvision')
     thread_counts = args.threads or [torch.get_num_threads()]
+    # the torch path's matrix products: float32, or bfloat16 where
+    # MMFAPN_DCN_CPU_GEMM=bfloat16 asks for it (CPU, float32 inputs)
+    gemm = os.environ.get(ENV_CPU_GEMM, '').strip().lower() or 'float32'
     result = dict(machine=machine(), allocator=allocator(),
+                  cpu_gemm=gemm,
                   load_before=os.getloadavg(),
                   args={k: v for k, v in vars(args).items()
                         if k != 'sizes'},
                   cases=[], ratios=[])
     print(f"machine: {result['machine']['cpu']}, "
           f"{result['machine']['cores']} cores; allocator "
-          f"{result['allocator']['name']}; load average "
+          f"{result['allocator']['name']}; torch path's CPU matrix "
+          f"products {gemm}; load average "
           f"{' '.join(f'{v:.2f}' for v in result['load_before'])}")
     header = (f'{"thr":>3} {"input":>10} {"level":>5} {"map":>9} '
               f'{"mode":>6} {"impl":>6} {"median s":>9} {"runs":>4} '

@@ -81,6 +81,7 @@ rounding everywhere.  Double backward is not supported.
 """
 import functools
 import math
+import os
 from typing import Iterator, List, Optional, Sequence, Tuple
 
 import torch
@@ -95,7 +96,42 @@ MIN_CHUNK_NUMEL = 1 << 20
 # instead of being mapped and page-faulted on every call.
 MAX_CHUNK_BYTES = 16 << 20
 
+# Opt-in: the three matrix products of the layer in bfloat16 on CPU
+# (float32 accumulation inside, bfloat16 results added to float32), for
+# CPUs with AMX; sampling, positions and everything else stay float32.
+ENV_CPU_GEMM = 'MMFAPN_DCN_CPU_GEMM'
+
 _Pair = Tuple[int, int]
+
+
+def cpu_gemm_dtype(x: Tensor) -> Optional[torch.dtype]:
+    """``torch.bfloat16`` where ``MMFAPN_DCN_CPU_GEMM=bfloat16`` asks for
+    bfloat16 matrix products and ``x`` is a float32 CPU tensor, else None
+    (the products run in the computing dtype).
+
+    Raises:
+        ValueError: the variable is set to anything but ``float32`` or
+            ``bfloat16``.
+    """
+    value = os.environ.get(ENV_CPU_GEMM, '').strip().lower()
+    if value in ('', 'float32'):
+        return None
+    if value != 'bfloat16':
+        raise ValueError(f"environment variable {ENV_CPU_GEMM} must be "
+                         f"'float32' or 'bfloat16', got {value!r}")
+    if x.device.type == 'cpu' and x.dtype == torch.float32:
+        return torch.bfloat16
+    return None
+
+
+def _weight_block(weight: Tensor, dg: int, g0: int, g1: int) -> Tensor:
+    """(C_out, (g1 - g0) * C_in/dg * kh * kw) columns of the weight for the
+    groups [g0, g1): columns are ordered (group, channel, tap), so the
+    block is a contiguous column range."""
+    c_out = weight.shape[0]
+    per_group = weight[0].numel() // dg
+    return weight.reshape(c_out, dg, per_group)[:, g0:g1].reshape(
+        c_out, (g1 - g0) * per_group)
 
 
 def im2col_numel(input: Tensor, weight: Tensor, out_size: _Pair) -> int:
@@ -371,11 +407,7 @@ class _ChunkView:
         self.mask = mask[ck.b0:ck.b1].reshape(
             self.nb, dg, taps, ho, wo)[:, ck.g0:ck.g1, :, ck.r0:ck.r1].reshape(
                 self.nb * self.gb, 1, taps * self.rows, wo)
-        c_out = weight.shape[0]
-        # columns of the chunk are ordered (group, channel, tap): the weight
-        # block of groups [g0, g1) is a contiguous column range
-        self.weight = weight.reshape(c_out, dg, cpg * taps)[:, ck.g0:ck.g1] \
-            .reshape(c_out, self.gb * cpg * taps)
+        self.weight = _weight_block(weight, dg, ck.g0, ck.g1)
         self.cols_shape = (self.nb, self.gb * cpg * taps, self.rows * wo)
 
 
@@ -407,14 +439,30 @@ def _forward(input: Tensor, offset: Tensor, mask: Tensor, weight: Tensor,
         if bias is not None:
             out += bias.view(1, c_out, 1, 1)
     bias_col = None if bias is None else bias.view(c_out, 1)
+    low = cpu_gemm_dtype(input)
+    if low is not None:
+        weight_low = weight.to(low)
+        cols_low = input.new_empty(max(_numel(ck, unit_row) for ck in chunks),
+                                   dtype=low)
     for ck in chunks:
         v = _ChunkView(ck, input, offset, mask, weight, geom)
         cols = _sample(v.x, v.grid).mul_(v.mask).view(v.cols_shape)
+        if low is not None:
+            w_low = _weight_block(weight_low, dg, ck.g0, ck.g1)
+            cols = cols_low[:cols.numel()].view(v.cols_shape).copy_(cols)
         for b in range(v.nb):
             block = _out_block(out, ck, b)
+            if low is not None:
+                product = torch.mm(w_low, cols[b])
+                if not once:
+                    block.add_(product)
+                elif bias_col is None:
+                    block.copy_(product)
+                else:
+                    torch.add(bias_col, product, out=block)
             # in place on the strided block: ``out=`` would compute into a
             # temporary and copy it over
-            if not once:
+            elif not once:
                 block.addmm_(v.weight, cols[b])
             elif bias_col is None:
                 block.addmm_(v.weight, cols[b], beta=0)
@@ -423,6 +471,12 @@ def _forward(input: Tensor, offset: Tensor, mask: Tensor, weight: Tensor,
                 block.addmm_(v.weight, cols[b])
         del cols
     return out
+
+
+def _numel(ck: _Chunk, unit_row: int) -> int:
+    """Column elements of a chunk (``unit_row``: one output row of one
+    group of one image)."""
+    return (ck.b1 - ck.b0) * (ck.g1 - ck.g0) * (ck.r1 - ck.r0) * unit_row
 
 
 def _forward_graph(input: Tensor, offset: Tensor, mask: Tensor,
@@ -479,10 +533,14 @@ def _backward(grad_out: Tensor, input: Tensor, offset: Tensor, mask: Tensor,
     # Chunk-sized buffers allocated once per call and reused by every
     # chunk: allocating them per chunk lets glibc trim and re-grow the heap
     # between chunks, page-faulting the fresh pages each time.
-    most = max(((ck.b1 - ck.b0) * (ck.g1 - ck.g0) * cpg * taps *
-                (ck.r1 - ck.r0) * wo) for ck in chunks)
+    most = max(_numel(ck, cpg * taps * wo) for ck in chunks)
     g_cols_buf = input.new_empty(most)
     prod_buf = input.new_empty(most) if need_mask else None
+    low = cpu_gemm_dtype(input)
+    if low is not None:
+        weight_low = weight.to(low)
+        grad_out_low = grad_out.to(low)
+        low_buf = input.new_empty(most, dtype=low)
     x_pad, x_pad_key = None, None
     for ck in chunks:
         v = _ChunkView(ck, input, offset, mask, weight, geom,
@@ -505,8 +563,16 @@ def _backward(grad_out: Tensor, input: Tensor, offset: Tensor, mask: Tensor,
         go = [_out_block(grad_out, ck, b) for b in range(v.nb)]
         # d(loss)/d(masked columns), same layout
         g_cols = g_cols_buf[:cols.numel()].view(v.cols_shape)
-        for b in range(v.nb):
-            torch.mm(v.weight.t(), go[b], out=g_cols[b])
+        if low is not None:
+            w_low = _weight_block(weight_low, dg, ck.g0, ck.g1)
+            go_low = [_out_block(grad_out_low, ck, b) for b in range(v.nb)]
+            tmp = low_buf[:cols.numel()].view(v.cols_shape)
+            for b in range(v.nb):
+                torch.mm(w_low.t(), go_low[b], out=tmp[b])
+            g_cols.copy_(tmp)
+        else:
+            for b in range(v.nb):
+                torch.mm(v.weight.t(), go[b], out=g_cols[b])
         g_cols = g_cols.view_as(cols)
         if need_mask:
             # sum over channels of a chunk-sized product: two operators
@@ -522,8 +588,14 @@ def _backward(grad_out: Tensor, input: Tensor, offset: Tensor, mask: Tensor,
             masked = cols.mul_(v.mask).view(v.cols_shape)
             block = grad_w.view(c_out, dg * cpg * taps)[
                 :, ck.g0 * cpg * taps:ck.g1 * cpg * taps]
-            for b in range(v.nb):
-                block.addmm_(go[b], masked[b].t())
+            if low is not None:
+                masked = low_buf[:cols.numel()].view(v.cols_shape).copy_(
+                    masked)
+                for b in range(v.nb):
+                    block.add_(torch.mm(go_low[b], masked[b].t()))
+            else:
+                for b in range(v.nb):
+                    block.addmm_(go[b], masked[b].t())
             del masked
         del cols
         if need_x or need_off:
@@ -583,5 +655,5 @@ def modulated_deform_conv2d_torch(input: Tensor,
 
 __all__: List[str] = [
     'modulated_deform_conv2d_torch', 'im2col_numel', 'default_chunk_numel',
-    'MIN_CHUNK_NUMEL', 'MAX_CHUNK_BYTES'
+    'cpu_gemm_dtype', 'ENV_CPU_GEMM', 'MIN_CHUNK_NUMEL', 'MAX_CHUNK_BYTES'
 ]
