@@ -207,7 +207,7 @@ def test_setup_env_rejects_a_missing_wheelhouse(tmp_path):
 def test_bench_dcn_torchvision_impl_on_cpu(tmp_path, capsys):
     """The impl that gpu-check's fallback mode uses; skipped with a message
     where torchvision is missing."""
-    bench = _load('bench_dcn_gc', 'tools/analysis/bench_dcn.py')
+    from mmfapn.analysis import bench_dcn as bench
     out = tmp_path / 'b.json'
     assert bench.main(['--inputs', '32x64', '--levels', 'P2', '--channels',
                        '16', '--repeat', '1', '--modes', 'fwd', '--impls',
