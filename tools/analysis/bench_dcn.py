@@ -11,7 +11,7 @@ What is measured and how: docs/speed.md; the library is
 """
 import sys
 
-from mmfapn.analysis.bench_dcn import main
+from mmfapn.analysis.bench_dcn import main, parse_args  # noqa: F401
 
 if __name__ == '__main__':
     sys.exit(main())
