@@ -47,6 +47,9 @@ of inputs, outputs and gradients, in elements:
               and groups) + grid, mask and position temporaries of the
               chunk (about 6 / C_per_group of it),
               r = padded / real input size < 4
+    (with ``MMFAPN_DCN_CPU_GEMM=bfloat16``: one bfloat16 chunk more in
+    each, half a float32 chunk, plus the weight and, in the backward,
+    the output gradient in bfloat16)
 
 The chunk's images and groups hold at most ``chunk_numel / (kh * kw)``
 input elements for stride-1 layers (their columns fit in the chunk) or

@@ -3,7 +3,6 @@ base, build models with nothing downloaded, and feed them small odd-sized
 batches of the toy COCO data through mmdet's own datasets, transforms and
 data preprocessor."""
 import ast
-import logging
 import os.path as osp
 
 import pytest
@@ -50,23 +49,10 @@ def load_stock_config(mmdet_path: str, tmp_dir: str):
 def build_model(model_cfg, init: bool = True):
     """Build a detector with no pretrained weights; ``init``: initialise it
     as the Runner does (``init_weights``)."""
-    from mmdet.registry import MODELS
-    from mmengine.logging import MMLogger
-    from mmengine.registry import init_default_scope
-    init_default_scope('mmdet')
+    from mmfapn.apis.inference import build_model_cfg
     model_cfg = model_cfg.copy()
     model_cfg.backbone.init_cfg = None
-    model = MODELS.build(model_cfg)
-    if init:
-        # mmengine logs every parameter's init at INFO: keep the log short
-        logger = MMLogger.get_current_instance()
-        level = logger.level
-        logger.setLevel(logging.WARNING)
-        try:
-            model.init_weights()
-        finally:
-            logger.setLevel(level)
-    return model
+    return build_model_cfg('mmdet', model_cfg, init_weights=init)
 
 
 @pytest.fixture(scope='session')
