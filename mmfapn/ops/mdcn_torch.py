@@ -16,9 +16,14 @@ H_out * W_out`` elements (mmcv's kernels allocate such a column buffer per
 image).  Here the columns are built in chunks of at most ``chunk_numel``
 elements, by default a quarter of the im2col but at most
 ``MAX_CHUNK_BYTES`` (16 MiB) and never below ``MIN_CHUNK_NUMEL`` (tiny
-layers run in one piece).  The 16 MiB cap is a speed matter: glibc's malloc
-serves blocks above its mmap threshold (at most 32 MiB) with ``mmap`` and
-unmaps them on free, so a larger per-call buffer page-faults on every call.
+layers run in one piece); the backward's chunks are at most
+``MAX_BACKWARD_CHUNK_BYTES`` (4 MiB) of that.  Both caps are speed
+matters: glibc's malloc serves blocks above its mmap threshold (at most
+32 MiB) with ``mmap`` and unmaps them on free, so a larger per-call buffer
+page-faults on every call; and 4 MiB backward chunks made FaPN's layers'
+backward 10-20% faster than 16 MiB ones (measured: docs/speed.md; likely
+because the band of input rows a chunk's gradient scatters into is then
+smaller, about a core's cache).
 
 The forward takes whole images, else ranges of output rows with all groups
 (full-depth matrix products), and holds one chunk at a time.  The backward
@@ -51,13 +56,15 @@ of inputs, outputs and gradients, in elements:
     each, half a float32 chunk, plus the weight and, in the backward,
     the output gradient in bfloat16)
 
-The chunk's images and groups hold at most ``chunk_numel / (kh * kw)``
-input elements for stride-1 layers (their columns fit in the chunk) or
-``min(deform_groups, threads)`` groups of one image (row ranges), so with
-the default chunk the backward's extra memory is at most about
-``(3 + 2r/9) * min(im2col / 4, 16 MiB)`` for 3x3 stride-1 layers, plus
-``2r`` times the input of ``min(deform_groups, threads)`` groups when rows
-are split.  One output row of the chunk's groups of one image is the
+Here ``chunk_numel`` is the backward's own, ``min(chunk_numel,
+MAX_BACKWARD_CHUNK_BYTES / itemsize)``.  The chunk's images and groups
+hold at most ``chunk_numel / (kh * kw)`` input elements for stride-1
+layers (their columns fit in the chunk) or ``min(deform_groups, threads)``
+groups of one image (row ranges), so with the default chunk the forward's
+extra memory is at most about ``(1 + 3/C_per_group) * min(im2col / 4, 16
+MiB)`` and the backward's ``(3 + 2r/9) * min(im2col / 4, 4 MiB)`` for 3x3
+stride-1 layers, plus ``2r`` times the input of ``min(deform_groups,
+threads)`` groups when rows are split.  One output row of the chunk's groups of one image is the
 smallest chunk: only when that exceeds ``chunk_numel`` (very wide maps)
 does a chunk exceed it.
 
@@ -98,6 +105,8 @@ MIN_CHUNK_NUMEL = 1 << 20
 # (32 MiB on 64-bit), so the column buffers are reused from the heap
 # instead of being mapped and page-faulted on every call.
 MAX_CHUNK_BYTES = 16 << 20
+# The backward's cap: a speed matter (see the module docstring).
+MAX_BACKWARD_CHUNK_BYTES = 4 << 20
 
 # Opt-in: the three matrix products of the layer in bfloat16 on CPU
 # (float32 accumulation inside, bfloat16 results added to float32), for
@@ -153,6 +162,13 @@ def default_chunk_numel(input: Tensor, weight: Tensor,
     cap = max(1, MAX_CHUNK_BYTES // itemsize)
     return min(cap, max(MIN_CHUNK_NUMEL,
                         math.ceil(im2col_numel(input, weight, out_size) / 4)))
+
+
+def backward_chunk_numel(input: Tensor) -> int:
+    """The most column elements the backward builds at once:
+    ``MAX_BACKWARD_CHUNK_BYTES`` of the computing dtype (float32 for half
+    inputs); a smaller ``chunk_numel`` of the call applies to both."""
+    return MAX_BACKWARD_CHUNK_BYTES // max(4, input.element_size())
 
 
 class _Chunk:
@@ -520,6 +536,7 @@ def _backward(grad_out: Tensor, input: Tensor, offset: Tensor, mask: Tensor,
     # is zeros, which is what sampling outside reads anyway.
     hp, wp = _pow2(h), _pow2(w)
     grad_out = grad_out.contiguous()
+    chunk_numel = min(chunk_numel, backward_chunk_numel(input))
     chunks = list(
         _chunks(n, dg, ho, cpg * taps * wo, chunk_numel, 'groups',
                 torch.get_num_threads()))
@@ -658,5 +675,6 @@ def modulated_deform_conv2d_torch(input: Tensor,
 
 __all__: List[str] = [
     'modulated_deform_conv2d_torch', 'im2col_numel', 'default_chunk_numel',
-    'cpu_gemm_dtype', 'ENV_CPU_GEMM', 'MIN_CHUNK_NUMEL', 'MAX_CHUNK_BYTES'
+    'backward_chunk_numel', 'cpu_gemm_dtype', 'ENV_CPU_GEMM',
+    'MIN_CHUNK_NUMEL', 'MAX_CHUNK_BYTES', 'MAX_BACKWARD_CHUNK_BYTES'
 ]

@@ -260,3 +260,27 @@ def test_row_ranges_take_bands_of_input_rows(monkeypatch):
     assert sorted(hs for _, hs in bands) == [8] * 2 + [16] * 6, bands
     monkeypatch.undo()
     _assert_equal(got, _run('mmcv', tensors, geom, dg), 2e-5)
+
+
+@pytest.mark.parametrize('threads', [1, 2])
+def test_backward_chunks_are_capped_at_4_mib(threads, monkeypatch):
+    """The backward builds at most MAX_BACKWARD_CHUNK_BYTES of columns at a
+    time even where the forward runs in one piece, and still equals
+    mmcv."""
+    cap = mdcn_torch.backward_chunk_numel(torch.empty(0))
+    assert cap * 4 == mdcn_torch.MAX_BACKWARD_CHUNK_BYTES == 4 << 20
+    assert mdcn_torch.backward_chunk_numel(torch.empty(0, dtype=F64)) == \
+        cap // 2
+    geom, dg = (1, 1, 1), 2
+    # 32 channels, 64x64 output: 1.18M columns, 1.11 times the cap
+    tensors = _inputs(1, 32, 64, 64, 8, dg, dtype=torch.float32)
+    plans = _backward_plan(monkeypatch)
+    with _threads(threads):
+        got = _run('torch-chunked', tensors, geom, dg, chunk_numel=10**9)
+    unit_row = 16 * 9 * 64  # one output row of one group
+    sizes = [(g1 - g0) * (r1 - r0) * unit_row
+             for _, _, g0, g1, r0, r1 in plans[0]]
+    assert len(sizes) == 2 and max(sizes) <= cap
+    assert sum(sizes) == 32 * 9 * 64 * 64
+    monkeypatch.undo()
+    _assert_equal(got, _run('mmcv', tensors, geom, dg), 2e-5)
