@@ -4,6 +4,7 @@
         [--mode inference|train] [--shape H W] [--batch N] [--iters N]
         [--warmup N] [--device cpu|cuda] [--checkpoint PATH] [--json PATH]
         [--amp float16|bfloat16] [--channels-last] [--cudnn-benchmark]
+        [--interleave]
 
 CONFIG / OTHER_CONFIG: a config file of this repository (any of
 ``configs/``) or a stock one written ``mmdet::path`` / ``mmseg::path``
@@ -57,7 +58,11 @@ JSON.
 
 With ``--compare``, the second model is measured the same way and the
 ratios CONFIG / OTHER_CONFIG are printed (latency, FPS, parameters, MACs,
-peak memory).  ``--json`` writes all the figures, the machine and the load
+peak memory).  ``--interleave`` builds both models first and times them
+in rounds, one step of each per round, so that the machine's drift over
+a run (on a shared host, up to tens of percent over minutes) reaches both
+alike; it also prints the median of the per-round latency ratios, and the
+peak memory is then the process's, for both models together.  ``--json`` writes all the figures, the machine and the load
 average.  A progress line goes to stderr while it runs.
 """
 import argparse
@@ -70,7 +75,8 @@ import statistics
 import sys
 import time
 from contextlib import contextmanager
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import (Any, Callable, Dict, Iterator, List, Optional, Sequence,
+                    Tuple)
 
 import numpy as np
 import torch
@@ -330,15 +336,10 @@ class Progress:
             sys.stderr.flush()
 
 
-def time_steps(model: nn.Module, cfg, data: Dict[str, list],
-               mode: str, iters: int, warmup: int, device: str,
-               progress: Progress, amp: Optional[str] = None
-               ) -> Dict[str, Any]:
-    cuda = device.startswith('cuda')
-
-    def sync():
-        if cuda:
-            torch.cuda.synchronize()
+def make_step(model: nn.Module, cfg, mode: str, device: str,
+              amp: Optional[str] = None) -> Callable[[dict], Any]:
+    """One ``train_step`` (with the config's optimizer wrapper) or
+    ``test_step`` (under ``no_grad``) of ``model`` on a batch."""
 
     def autocast():
         if amp is None:
@@ -369,8 +370,25 @@ def time_steps(model: nn.Module, cfg, data: Dict[str, list],
             with torch.no_grad(), autocast():
                 return model.test_step(batch)
 
-    times: List[float] = []
-    peak_kind = 'cuda_max_memory_allocated' if cuda else 'process_peak_rss'
+    return step
+
+
+def time_interleaved(cases: Sequence[Tuple[Callable[[dict], Any], dict,
+                                           Progress]],
+                     mode: str, iters: int, warmup: int,
+                     device: str) -> List[Dict[str, Any]]:
+    """Time the steps of several models in rounds (model 1, model 2, ...
+    per round), so that a drift of the machine's speed reaches all of
+    them alike; with one case this is plain repeated timing.  Peak memory
+    is the process's over the timed steps: with several cases it is
+    shared by all of them and reported once (``peak_memory_mib`` None)."""
+    cuda = device.startswith('cuda')
+
+    def sync():
+        if cuda:
+            torch.cuda.synchronize()
+
+    times: List[List[float]] = [[] for _ in cases]
     rss_reset = False
     for i in range(warmup + iters):
         timed = i >= warmup
@@ -379,42 +397,66 @@ def time_steps(model: nn.Module, cfg, data: Dict[str, list],
                 torch.cuda.reset_peak_memory_stats()
             else:
                 rss_reset = reset_peak_rss()
-        batch = copy.deepcopy(data)  # a step may edit its samples
-        sync()
-        start = time.perf_counter()
-        step(batch)
-        sync()
-        elapsed = time.perf_counter() - start
-        if timed:
-            times.append(elapsed)
-            progress(f'{mode} step {len(times)}/{iters}: {elapsed:.3f} s')
-        else:
-            progress(f'warm-up {i + 1}/{warmup}: {elapsed:.3f} s')
-    progress.done()
+        for (step, data, progress), ts in zip(cases, times):
+            batch = copy.deepcopy(data)  # a step may edit its samples
+            sync()
+            start = time.perf_counter()
+            step(batch)
+            sync()
+            elapsed = time.perf_counter() - start
+            if timed:
+                ts.append(elapsed)
+                progress(f'{mode} step {len(ts)}/{iters}: {elapsed:.3f} s')
+            else:
+                progress(f'warm-up {i + 1}/{warmup}: {elapsed:.3f} s')
+    for _, _, progress in cases:
+        progress.done()
+    peak_kind = 'cuda_max_memory_allocated' if cuda else 'process_peak_rss'
     if cuda:
         peak = torch.cuda.max_memory_allocated() / 2**20
     else:
         peak = peak_rss_mib()
         if not rss_reset:
             peak_kind += '_since_process_start'
-    median = statistics.median(times)
-    batch_size = len(data['inputs'])
-    return dict(
-        latency_s=dict(
-            median=median,
-            mean=statistics.fmean(times),
-            min=min(times),
-            max=max(times),
-            all=times),
-        fps=batch_size / median,
-        peak_memory_mib=peak,
-        peak_memory_kind=peak_kind)
+    results = []
+    for (_, data, _), ts in zip(cases, times):
+        median = statistics.median(ts)
+        result = dict(
+            latency_s=dict(
+                median=median,
+                mean=statistics.fmean(ts),
+                min=min(ts),
+                max=max(ts),
+                all=ts),
+            fps=len(data['inputs']) / median,
+            peak_memory_mib=peak,
+            peak_memory_kind=peak_kind)
+        if len(cases) > 1:
+            result.update(peak_memory_mib=None,
+                          peak_memory_kind=peak_kind + '_of_all_models',
+                          process_peak_memory_mib=peak)
+        results.append(result)
+    return results
+
+
+def time_steps(model: nn.Module, cfg, data: Dict[str, list],
+               mode: str, iters: int, warmup: int, device: str,
+               progress: Progress, amp: Optional[str] = None
+               ) -> Dict[str, Any]:
+    """Latency (median, mean, min, max, all), FPS and peak memory of
+    ``iters`` steps after ``warmup`` untimed ones."""
+    step = make_step(model, cfg, mode, device, amp)
+    return time_interleaved([(step, data, progress)], mode, iters, warmup,
+                            device)[0]
 
 
 # --------------------------------------------------------------------------
 # one model, the report
 # --------------------------------------------------------------------------
-def benchmark_model(path: str, args) -> Dict[str, Any]:
+def prepare_model(path: str, args) -> Tuple[Dict[str, Any], nn.Module,
+                                            Any, Dict[str, list], Progress]:
+    """Build the model of ``path`` and its batch, count its FLOPs; returns
+    (result so far, model, config, batch, progress line)."""
     progress = Progress(osp.basename(path))
     progress('loading config')
     cfg = read_config(path)
@@ -434,9 +476,6 @@ def benchmark_model(path: str, args) -> Dict[str, Any]:
         progress('counting FLOPs (one traced inference forward)')
         pre = model.data_preprocessor(copy.deepcopy(data), False)
         result.update(count_flops(model, pre))
-    result.update(
-        time_steps(model, cfg, data, args.mode, args.iters,
-                   args.warmup, args.device, progress, amp=args.amp))
     result.update(amp=args.amp, channels_last=args.channels_last,
                   cudnn_benchmark=args.cudnn_benchmark)
     try:
@@ -444,7 +483,30 @@ def benchmark_model(path: str, args) -> Dict[str, Any]:
         result['dcn_impl_auto'] = resolve_impl('auto', args.device)
     except ImportError:
         result['dcn_impl_auto'] = 'mmcv'
+    return result, model, cfg, data, progress
+
+
+def benchmark_model(path: str, args) -> Dict[str, Any]:
+    result, model, cfg, data, progress = prepare_model(path, args)
+    result.update(
+        time_steps(model, cfg, data, args.mode, args.iters, args.warmup,
+                   args.device, progress, amp=args.amp))
     return result
+
+
+def benchmark_interleaved(paths: Sequence[str], args) -> List[Dict[str, Any]]:
+    """All models built first, then timed in rounds (see
+    :func:`time_interleaved`)."""
+    prepared = [prepare_model(p, args) for p in paths]
+    cases = [(make_step(model, cfg, args.mode, args.device, args.amp), data,
+              progress) for _, model, cfg, data, progress in prepared]
+    timings = time_interleaved(cases, args.mode, args.iters, args.warmup,
+                               args.device)
+    results = []
+    for (result, *_), timing in zip(prepared, timings):
+        result.update(timing)
+        results.append(result)
+    return results
 
 
 def _fmt(v: Optional[float], unit: str = '', scale: float = 1.0,
@@ -490,6 +552,7 @@ def report(results: List[Dict[str, Any]], info: Dict[str, Any],
         amp=args.amp,
         channels_last=args.channels_last,
         cudnn_benchmark=args.cudnn_benchmark,
+        interleave=getattr(args, 'interleave', False),
         machine=info,
         deform_conv_counting=DCN_COUNTING,
         models=results)
@@ -506,11 +569,19 @@ def report(results: List[Dict[str, Any]], info: Dict[str, Any],
             params=ratio(a['params'], b['params']),
             flops=ratio(a.get('flops'), b.get('flops')),
             peak_memory=ratio(a['peak_memory_mib'], b['peak_memory_mib']))
+        if getattr(args, 'interleave', False):
+            out['ratio']['latency_per_round'] = statistics.median(
+                x / y for x, y in zip(a['latency_s']['all'],
+                                      b['latency_s']['all']))
         r = out['ratio']
         print(f'\nratio {osp.basename(a["config"])} / '
               f'{osp.basename(b["config"])}: latency {_fmt(r["latency"])}, '
               f'FPS {_fmt(r["fps"])}, params {_fmt(r["params"])}, MACs '
               f'{_fmt(r["flops"])}, peak memory {_fmt(r["peak_memory"])}')
+        if 'latency_per_round' in r:
+            print(f'  interleaved: latency ratio per round (median) '
+                  f'{_fmt(r["latency_per_round"])}; process peak memory '
+                  f'{_fmt(a["process_peak_memory_mib"], " MiB", 1, 1)}')
     if args.flops:
         print(f'\nFLOPs: {DCN_COUNTING}.')
     if args.json:
@@ -572,7 +643,14 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         '--no-flops', dest='flops', action='store_false',
         help='skip the FLOP count (one traced forward)')
+    parser.add_argument(
+        '--interleave', action='store_true',
+        help='with --compare: build both models, then time them in rounds '
+        '(one step of each per round), so that a drift of the machine '
+        'reaches both alike; peak memory is then the process\'s, for both')
     args = parser.parse_args(argv)
+    if args.interleave and not args.compare:
+        parser.error('--interleave needs --compare OTHER_CONFIG')
     if args.device == 'cuda' and not torch.cuda.is_available():
         parser.error('--device cuda: torch.cuda.is_available() is False '
                      f'(torch {torch.__version__})')
@@ -586,5 +664,8 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
         torch.set_num_threads(args.threads)
     torch.backends.cudnn.benchmark = args.cudnn_benchmark
     paths = [args.config] + ([args.compare] if args.compare else [])
-    results = [benchmark_model(p, args) for p in paths]
+    if args.interleave:
+        results = benchmark_interleaved(paths, args)
+    else:
+        results = [benchmark_model(p, args) for p in paths]
     return report(results, machine_info(args.device), args)

@@ -327,3 +327,32 @@ def test_non_toolbox_scope_rejected(bm):
     cfg = Config(dict(default_scope='mmpretrain', model=dict(type='X')))
     with pytest.raises(ValueError, match="default_scope='mmpretrain'"):
         bm.config_scope(cfg, 'x.py')
+
+
+def test_interleaved_compare(bm, tmp_path, one_thread):
+    """``--interleave``: both models timed in rounds, the per-round ratio
+    reported, peak memory as the process's for both."""
+    out = tmp_path / 'bench.json'
+    report = bm.main([
+        RT_MAIN, '--compare', RT_ROWS[0][0], '--shape', '35', '51',
+        '--iters', '2', '--warmup', '1', '--no-flops', '--interleave',
+        '--json', str(out)
+    ])
+    assert json.loads(out.read_text())['interleave'] is True
+    fapn, fpn = report['models']
+    for m in (fapn, fpn):
+        assert len(m['latency_s']['all']) == 2
+        assert m['peak_memory_mib'] is None
+        assert m['process_peak_memory_mib'] > 0
+    assert fapn['params'] == 12635203 and fpn['params'] == 11366675
+    per_round = sorted(a / b for a, b in zip(fapn['latency_s']['all'],
+                                             fpn['latency_s']['all']))
+    assert report['ratio']['latency_per_round'] == pytest.approx(
+        sum(per_round) / 2)
+    assert report['ratio']['peak_memory'] is None
+
+
+def test_interleave_needs_compare(bm, capsys):
+    with pytest.raises(SystemExit):
+        bm.parse_args([RT_MAIN, '--interleave'])
+    assert '--interleave needs --compare' in capsys.readouterr().err
