@@ -488,7 +488,12 @@ def _forward(input: Tensor, offset: Tensor, mask: Tensor, weight: Tensor,
             else:
                 block.copy_(bias_col.expand_as(block))
                 block.addmm_(v.weight, cols[b])
-        del cols
+        # free this chunk's columns, grid and mask before the next chunk
+        # allocates its own: the next chunk's blocks then reuse the freed
+        # ones in the same order (otherwise its grid can land in the freed
+        # column block, its columns then grow the heap, page-faulting
+        # fresh memory on some calls and not on others)
+        del cols, v
     return out
 
 
@@ -645,6 +650,8 @@ def _backward(grad_out: Tensor, input: Tensor, offset: Tensor, mask: Tensor,
                 # rounding of the fraction passes the gradient straight)
                 torch.mul(gg[..., 1], 2.0 / v.hs, out=dst[:, :, :, 0])
                 torch.mul(gg[..., 0], 2.0 / wp, out=dst[:, :, :, 1])
+            del gg
+        del v  # before the next chunk allocates (see _forward)
     return [grad_x, grad_off, grad_mask, grad_w]
 
 
