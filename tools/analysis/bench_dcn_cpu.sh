@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # CPU speed of the PyTorch deformable conv: the op against a dense conv,
 # and PointRend R-50 FaPN against FPN, the figures behind docs/speed.md's
-# "CPU deformable conv" subsection.  About 7 minutes on an idle 2-core VM;
+# "CPU deformable conv" subsection.  About 10 minutes on an idle 2-core VM;
 # run it on an idle machine (the load average is recorded in every JSON).
 #
 #     bash tools/analysis/bench_dcn_cpu.sh [OUT_DIR]     # default docs/benchmarks
 #
 # 1. the op at P2 of 512x1024 (2 threads, float32, the default allocator),
 #    9 interleaved rounds of torch and dense;
-# 2. every FaPN level (P2, P3, P4) of 512x1024 and 1024x2048, 1 and 2
+# 2. every FaPN level (P2 to P5) of 512x1024 and 1024x2048, 1 and 2
 #    threads, 5 interleaved rounds (fewer for cases over 40 s);
-# 3. PointRend R-50 FaPN vs FPN at 512x1024, 2 threads: inference (MACs
-#    counted) and train step; prints time ratio / MAC ratio.
+# 3. PointRend R-50 FaPN vs FPN at 512x1024, 2 threads, the two models
+#    timed in interleaved rounds: inference (MACs counted) and train step,
+#    the train step also with glibc's malloc told not to use mmap (freed
+#    memory is then reused instead of being unmapped and page-faulted
+#    again; see docs/speed.md); prints time ratio / MAC ratio.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PYTHON:-.venv/bin/python}
@@ -26,16 +29,21 @@ echo "[bench_dcn_cpu] $(date -u +%H:%M:%S) load: $(uptime)"
     --json "$OUT/bench_dcn_cpu_512x1024_P2_2threads.json"
 
 "$PY" tools/analysis/bench_dcn.py --inputs 512x1024 1024x2048 \
-    --levels P2 P3 P4 --threads 1 2 --impls torch dense --repeat 5 \
+    --levels P2 P3 P4 P5 --threads 1 2 --impls torch dense --repeat 5 \
     --max-case-seconds 40 --json "$OUT/bench_dcn_cpu_levels.json"
 
-"$PY" tools/analysis/benchmark.py "$FAPN" --compare "$FPN" \
-    --mode inference --threads 2 --iters 3 --warmup 1 \
+"$PY" tools/analysis/benchmark.py "$FAPN" --compare "$FPN" --interleave \
+    --mode inference --threads 2 --iters 7 --warmup 2 \
     --json "$OUT/pointrend_r50_fapn_vs_fpn_cpu_inference_512x1024_2threads.json"
 
-"$PY" tools/analysis/benchmark.py "$FAPN" --compare "$FPN" \
-    --mode train --threads 2 --iters 2 --warmup 1 --no-flops \
+"$PY" tools/analysis/benchmark.py "$FAPN" --compare "$FPN" --interleave \
+    --mode train --threads 2 --iters 5 --warmup 1 --no-flops \
     --json "$OUT/pointrend_r50_fapn_vs_fpn_cpu_train_512x1024_2threads.json"
+
+MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=17179869184 \
+"$PY" tools/analysis/benchmark.py "$FAPN" --compare "$FPN" --interleave \
+    --mode train --threads 2 --iters 5 --warmup 1 --no-flops \
+    --json "$OUT/pointrend_r50_fapn_vs_fpn_cpu_train_512x1024_2threads_nommap.json"
 
 "$PY" - "$OUT" <<'EOF'
 import json, os.path as osp, sys
@@ -43,12 +51,14 @@ out = sys.argv[1]
 inf = json.load(open(osp.join(
     out, 'pointrend_r50_fapn_vs_fpn_cpu_inference_512x1024_2threads.json')))
 mac = inf['ratio']['flops']
-for mode in ('inference', 'train'):
+for mode in ('inference', 'train', 'train_nommap'):
+    name = mode.replace('_nommap', '') + '_512x1024_2threads' + (
+        '_nommap' if mode.endswith('nommap') else '')
     d = json.load(open(osp.join(
-        out, f'pointrend_r50_fapn_vs_fpn_cpu_{mode}_512x1024_2threads.json')))
+        out, f'pointrend_r50_fapn_vs_fpn_cpu_{name}.json')))
     lat = d['ratio']['latency']
     print(f'PointRend R-50 FaPN / FPN {mode}: time ratio {lat:.3f}, MAC '
           f'ratio {mac:.3f}, time ratio / MAC ratio {lat / mac:.3f} '
-          f'(load {d["machine"].get("load_average_1min", 0):.2f})')
+          f'(load {d["machine"].get("load_average", 0):.2f})')
 EOF
 echo "[bench_dcn_cpu] $(date -u +%H:%M:%S) done; load: $(uptime)"
