@@ -20,10 +20,10 @@ layers run in one piece); the backward's chunks are at most
 ``MAX_BACKWARD_CHUNK_BYTES`` (4 MiB) of that.  Both caps are speed
 matters: glibc's malloc serves blocks above its mmap threshold (at most
 32 MiB) with ``mmap`` and unmaps them on free, so a larger per-call buffer
-page-faults on every call; and 4 MiB backward chunks made FaPN's layers'
-backward 10-20% faster than 16 MiB ones (measured: docs/speed.md; likely
-because the band of input rows a chunk's gradient scatters into is then
-smaller, about a core's cache).
+page-faults on every call; and 4 MiB backward chunks made the
+forward+backward of FaPN's P2 and P3 layers 10-25% faster than 16 MiB
+ones (measured: docs/speed.md; likely because the band of input rows a
+chunk's gradient scatters into is then smaller, about a core's cache).
 
 The forward takes whole images, else ranges of output rows with all groups
 (full-depth matrix products), and holds one chunk at a time.  The backward
@@ -64,9 +64,9 @@ groups of one image (row ranges), so with the default chunk the forward's
 extra memory is at most about ``(1 + 3/C_per_group) * min(im2col / 4, 16
 MiB)`` and the backward's ``(3 + 2r/9) * min(im2col / 4, 4 MiB)`` for 3x3
 stride-1 layers, plus ``2r`` times the input of ``min(deform_groups,
-threads)`` groups when rows are split.  One output row of the chunk's groups of one image is the
-smallest chunk: only when that exceeds ``chunk_numel`` (very wide maps)
-does a chunk exceed it.
+threads)`` groups when rows are split.  One output row of the chunk's
+groups of one image is the smallest chunk: only when that exceeds
+``chunk_numel`` (very wide maps) does a chunk exceed it.
 
 Sampling positions and gradients.  Bilinear sampling has a kink at
 integer positions: the offset gradient (the slope of the interpolant) jumps
