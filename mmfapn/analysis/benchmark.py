@@ -62,8 +62,9 @@ peak memory).  ``--interleave`` builds both models first and times them
 in rounds, one step of each per round, so that the machine's drift over
 a run (on a shared host, up to tens of percent over minutes) reaches both
 alike; it also prints the median of the per-round latency ratios, and the
-peak memory is then the process's, for both models together.  ``--json`` writes all the figures, the machine and the load
-average.  A progress line goes to stderr while it runs.
+peak memory is then the process's, for both models together.  ``--json``
+writes all the figures, the machine and the load average.  A progress
+line goes to stderr while it runs.
 """
 import argparse
 import contextlib

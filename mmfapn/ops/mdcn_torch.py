@@ -349,10 +349,10 @@ def _grid_exact(offset: Tensor, pow2_size: _Pair, kernel: _Pair,
     ``y0 + Hs <= Hp``; rows beyond the reach read zeros either way), so
     that the input gradient of a range of output rows is that band, not
     the whole plane (finding the band reads two numbers back from the
-    device: a host sync per chunk on CUDA).  Returns the grid (n * dg', kh * kw * rows, W_out, 2),
-    a bool tensor (n * dg', kh * kw * rows, W_out, 1) marking positions
-    with y <= -1 or x <= -1 (mmcv has no offset gradient there), and
-    (y0, Hs) (``(0, Hp)`` without ``sub_plane``).
+    device: a host sync per chunk on CUDA).  Returns the grid (n * dg',
+    kh * kw * rows, W_out, 2), a bool tensor (n * dg', kh * kw * rows,
+    W_out, 1) marking positions with y <= -1 or x <= -1 (mmcv has no offset
+    gradient there), and (y0, Hs) (``(0, Hp)`` without ``sub_plane``).
     """
     n, _, ho, wo = offset.shape
     taps = kernel[0] * kernel[1]
