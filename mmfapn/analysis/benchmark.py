@@ -440,17 +440,6 @@ def time_interleaved(cases: Sequence[Tuple[Callable[[dict], Any], dict,
     return results
 
 
-def time_steps(model: nn.Module, cfg, data: Dict[str, list],
-               mode: str, iters: int, warmup: int, device: str,
-               progress: Progress, amp: Optional[str] = None
-               ) -> Dict[str, Any]:
-    """Latency (median, mean, min, max, all), FPS and peak memory of
-    ``iters`` steps after ``warmup`` untimed ones."""
-    step = make_step(model, cfg, mode, device, amp)
-    return time_interleaved([(step, data, progress)], mode, iters, warmup,
-                            device)[0]
-
-
 # --------------------------------------------------------------------------
 # one model, the report
 # --------------------------------------------------------------------------
@@ -487,17 +476,9 @@ def prepare_model(path: str, args) -> Tuple[Dict[str, Any], nn.Module,
     return result, model, cfg, data, progress
 
 
-def benchmark_model(path: str, args) -> Dict[str, Any]:
-    result, model, cfg, data, progress = prepare_model(path, args)
-    result.update(
-        time_steps(model, cfg, data, args.mode, args.iters, args.warmup,
-                   args.device, progress, amp=args.amp))
-    return result
-
-
-def benchmark_interleaved(paths: Sequence[str], args) -> List[Dict[str, Any]]:
-    """All models built first, then timed in rounds (see
-    :func:`time_interleaved`)."""
+def benchmark_models(paths: Sequence[str], args) -> List[Dict[str, Any]]:
+    """Build the models of ``paths``, then time them together in rounds
+    (:func:`time_interleaved`; one path: plain repeated timing)."""
     prepared = [prepare_model(p, args) for p in paths]
     cases = [(make_step(model, cfg, args.mode, args.device, args.amp), data,
               progress) for _, model, cfg, data, progress in prepared]
@@ -553,7 +534,7 @@ def report(results: List[Dict[str, Any]], info: Dict[str, Any],
         amp=args.amp,
         channels_last=args.channels_last,
         cudnn_benchmark=args.cudnn_benchmark,
-        interleave=getattr(args, 'interleave', False),
+        interleave=args.interleave,
         machine=info,
         deform_conv_counting=DCN_COUNTING,
         models=results)
@@ -570,7 +551,7 @@ def report(results: List[Dict[str, Any]], info: Dict[str, Any],
             params=ratio(a['params'], b['params']),
             flops=ratio(a.get('flops'), b.get('flops')),
             peak_memory=ratio(a['peak_memory_mib'], b['peak_memory_mib']))
-        if getattr(args, 'interleave', False):
+        if args.interleave:
             out['ratio']['latency_per_round'] = statistics.median(
                 x / y for x, y in zip(a['latency_s']['all'],
                                       b['latency_s']['all']))
@@ -666,7 +647,7 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     torch.backends.cudnn.benchmark = args.cudnn_benchmark
     paths = [args.config] + ([args.compare] if args.compare else [])
     if args.interleave:
-        results = benchmark_interleaved(paths, args)
-    else:
-        results = [benchmark_model(p, args) for p in paths]
+        results = benchmark_models(paths, args)
+    else:  # one after the other, each model freed before the next is built
+        results = [benchmark_models([p], args)[0] for p in paths]
     return report(results, machine_info(args.device), args)

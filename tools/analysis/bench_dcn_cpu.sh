@@ -51,9 +51,9 @@ out = sys.argv[1]
 inf = json.load(open(osp.join(
     out, 'pointrend_r50_fapn_vs_fpn_cpu_inference_512x1024_2threads.json')))
 mac = inf['ratio']['flops']
-for mode in ('inference', 'train', 'train_nommap'):
-    name = mode.replace('_nommap', '') + '_512x1024_2threads' + (
-        '_nommap' if mode.endswith('nommap') else '')
+for mode, name in (('inference', 'inference_512x1024_2threads'),
+                   ('train', 'train_512x1024_2threads'),
+                   ('train, no mmap', 'train_512x1024_2threads_nommap')):
     d = json.load(open(osp.join(
         out, f'pointrend_r50_fapn_vs_fpn_cpu_{name}.json')))
     lat = d['ratio']['latency']
