@@ -1,8 +1,16 @@
 """Shared fixtures.  tests/ is deliberately not a package (the mmseg wheel
 installs a top-level ``tests`` package); pytest runs with
 ``--import-mode=importlib``, so shared helpers live here as fixtures."""
+import os
+
 import pytest
 import torch
+
+# mmfapn's runner keeps glibc's freed memory for reuse on CPU, a
+# process-wide setting that cannot be undone: the suite's runners leave
+# malloc alone; tests/engine/test_cpu_malloc_runner.py checks the default
+# in fresh interpreters.
+os.environ.setdefault('MMFAPN_CPU_MALLOC', 'default')
 
 
 def _bilinear_zero_pad(x: torch.Tensor, py: torch.Tensor,

@@ -58,8 +58,6 @@ after (timings taken on a shared machine are only as good as its load).
 import argparse
 import json
 import os
-import os.path as osp
-import platform
 import statistics
 import time
 from typing import Callable, Dict, List, Optional, Sequence
@@ -70,6 +68,7 @@ import torch.nn.functional as F
 from mmfapn.ops import mmcv_ops_available, modulated_deform_conv2d
 from mmfapn.ops.mdcn_torch import ENV_CPU_GEMM
 from mmfapn.utils.env import machine_info, proc_status_kib, reset_peak_rss
+from mmfapn.utils.malloc import allocator
 
 LEVELS = {'P2': 4, 'P3': 8, 'P4': 16, 'P5': 32}
 IMPLS = ('torch', 'mmcv', 'dense', 'torchvision')
@@ -250,33 +249,6 @@ def _ratio(figs: Dict[str, Dict[str, object]], num: str,
     per_round = [x / y for x, y in zip(a, b)]
     return dict(of_medians=figs[num]['median_s'] / figs[den]['median_s'],
                 median_per_round=statistics.median(per_round))
-
-
-def allocator() -> Dict[str, object]:
-    """Which malloc serves this process, and the glibc malloc settings."""
-    preload = os.environ.get('LD_PRELOAD', '')
-    mapped = set()
-    try:
-        with open('/proc/self/maps') as f:
-            for line in f:
-                path = line.split()[-1] if len(line.split()) >= 6 else ''
-                base = osp.basename(path)
-                for lib in ('jemalloc', 'tcmalloc', 'mimalloc'):
-                    if lib in base:
-                        mapped.add(lib)
-    except OSError:
-        pass
-    name = next((lib for lib in ('jemalloc', 'tcmalloc', 'mimalloc')
-                 if lib in mapped or lib in preload), None)
-    libc, version = platform.libc_ver()
-    settings = {k: v for k, v in os.environ.items()
-                if k.startswith('MALLOC_') or k == 'GLIBC_TUNABLES'}
-    return dict(
-        name=name or (f'glibc malloc ({libc} {version})'
-                      if libc else 'system malloc'),
-        ld_preload=preload or None,
-        mapped_malloc_libraries=sorted(mapped),
-        malloc_settings=settings)
 
 
 def machine() -> Dict[str, object]:

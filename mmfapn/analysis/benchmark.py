@@ -4,7 +4,7 @@
         [--mode inference|train] [--shape H W] [--batch N] [--iters N]
         [--warmup N] [--device cpu|cuda] [--checkpoint PATH] [--json PATH]
         [--amp float16|bfloat16] [--channels-last] [--cudnn-benchmark]
-        [--interleave]
+        [--interleave] [--cpu-malloc default|reuse]
 
 CONFIG / OTHER_CONFIG: a config file of this repository (any of
 ``configs/``) or a stock one written ``mmdet::path`` / ``mmseg::path``
@@ -65,6 +65,13 @@ alike; it also prints the median of the per-round latency ratios, and the
 peak memory is then the process's, for both models together.  ``--json``
 writes all the figures, the machine and the load average.  A progress
 line goes to stderr while it runs.
+
+``--cpu-malloc reuse`` (CPU) sets glibc's malloc as mmfapn's runner does
+for CPU runs (:func:`mmfapn.utils.malloc.keep_freed_memory`: freed memory
+kept for reuse) before anything is built; the default, ``default``, leaves
+glibc's settings alone, as the toolboxes' inferencers and the stock
+runner do.  The JSON's ``machine.allocator`` records which malloc served
+the run and whether freed memory was kept.
 """
 import argparse
 import contextlib
@@ -85,6 +92,7 @@ from torch import Tensor, nn
 
 from mmfapn.apis.inference import config_scope, read_config
 from mmfapn.utils.env import machine_info, peak_rss_mib, reset_peak_rss
+from mmfapn.utils.malloc import allocator, keep_freed_memory
 
 DCN_COUNTING = (
     'deformable conv = dense conv of the same shape (N*Ho*Wo*Cout*Cin/g*kh*kw '
@@ -504,6 +512,11 @@ def report(results: List[Dict[str, Any]], info: Dict[str, Any],
           f'warmup={args.warmup} device={args.device} ({where}, torch '
           f'{info["torch"]}, {info["torch_threads"]} threads, load '
           f'{info.get("load_average", "n/a")})')
+    if args.device == 'cpu':
+        alloc = info['allocator']
+        kept = ', freed memory kept for reuse' if alloc[
+            'freed_memory_kept'] else ''
+        print(f'  malloc: {alloc["name"]}{kept}')
     if args.amp or args.channels_last or args.cudnn_benchmark:
         print(f'  amp={args.amp} channels_last={args.channels_last} '
               f'cudnn_benchmark={args.cudnn_benchmark}')
@@ -630,6 +643,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
         help='with --compare: build both models, then time them in rounds '
         '(one step of each per round), so that a drift of the machine '
         'reaches both alike; peak memory is then the process\'s, for both')
+    parser.add_argument(
+        '--cpu-malloc', choices=['default', 'reuse'], default='default',
+        help="reuse: glibc malloc keeps freed memory for reuse, as mmfapn's "
+        "runner sets it for CPU runs; default: glibc's own settings")
     args = parser.parse_args(argv)
     if args.interleave and not args.compare:
         parser.error('--interleave needs --compare OTHER_CONFIG')
@@ -642,6 +659,10 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 
 def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
     args = parse_args(argv)
+    if args.cpu_malloc == 'reuse' and args.device == 'cpu':
+        why_not = keep_freed_memory()
+        if why_not is not None:
+            raise SystemExit(f'benchmark: --cpu-malloc reuse: {why_not}')
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.backends.cudnn.benchmark = args.cudnn_benchmark
@@ -650,4 +671,6 @@ def main(argv: Optional[Sequence[str]] = None) -> Dict[str, Any]:
         results = benchmark_models(paths, args)
     else:  # one after the other, each model freed before the next is built
         results = [benchmark_models([p], args)[0] for p in paths]
-    return report(results, machine_info(args.device), args)
+    info = machine_info(args.device)
+    info['allocator'] = allocator()
+    return report(results, info, args)

@@ -5,7 +5,9 @@ column, stock configs as ``--compare`` for mmseg and mmdet, and its
 errors."""
 import functools
 import json
+import os
 import os.path as osp
+import platform
 import subprocess
 import sys
 from fractions import Fraction
@@ -48,13 +50,16 @@ def one_thread():
 @pytest.mark.slow
 def test_cli_compare_writes_json(tmp_path):
     """The script as a user runs it: a real-time config against its FPN
-    ablation row, one timed step on a tiny odd shape, JSON written."""
+    ablation row, one timed step on a tiny odd shape, JSON written; glibc
+    malloc set as mmfapn's runner sets it on CPU."""
     out = tmp_path / 'bench.json'
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith('MALLOC_') and k != 'GLIBC_TUNABLES'}
     proc = subprocess.run([
         sys.executable, SCRIPT, RT_MAIN, '--compare', RT_ROWS[0][0],
         '--shape', '35', '51', '--iters', '1', '--warmup', '1', '--threads',
-        '1', '--json', str(out)
-    ], capture_output=True, text=True, timeout=600, cwd=REPO)
+        '1', '--json', str(out), '--cpu-malloc', 'reuse'
+    ], capture_output=True, text=True, timeout=600, cwd=REPO, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     # progress lines (warm-up and timed steps) on stderr
     assert 'warm-up 1/1' in proc.stderr
@@ -78,6 +83,9 @@ def test_cli_compare_writes_json(tmp_path):
     assert ratio['flops'] > 1
     assert 'dense conv' in report['deform_conv_counting']
     assert 'ratio fapn-rt_r18' in proc.stdout and 'MACs' in proc.stdout
+    if platform.libc_ver()[0] == 'glibc':
+        assert report['machine']['allocator']['freed_memory_kept'] is True
+        assert 'freed memory kept for reuse' in proc.stdout
 
 
 class _Wrap(nn.Module):

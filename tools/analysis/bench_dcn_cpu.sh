@@ -12,9 +12,10 @@
 #    threads, 5 interleaved rounds (fewer for cases over 40 s);
 # 3. PointRend R-50 FaPN vs FPN at 512x1024, 2 threads, the two models
 #    timed in interleaved rounds: inference (MACs counted) and train step,
-#    the train step also with glibc's malloc told not to use mmap (freed
-#    memory is then reused instead of being unmapped and page-faulted
-#    again; see docs/speed.md); prints time ratio / MAC ratio.
+#    the train step also with glibc's malloc set as mmfapn's runner sets it
+#    on CPU (--cpu-malloc reuse: freed memory is reused instead of being
+#    unmapped and page-faulted again; see docs/speed.md); prints time
+#    ratio / MAC ratio.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PYTHON:-.venv/bin/python}
@@ -40,10 +41,10 @@ echo "[bench_dcn_cpu] $(date -u +%H:%M:%S) load: $(uptime)"
     --mode train --threads 2 --iters 5 --warmup 1 --no-flops \
     --json "$OUT/pointrend_r50_fapn_vs_fpn_cpu_train_512x1024_2threads.json"
 
-MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=17179869184 \
 "$PY" tools/analysis/benchmark.py "$FAPN" --compare "$FPN" --interleave \
     --mode train --threads 2 --iters 5 --warmup 1 --no-flops \
-    --json "$OUT/pointrend_r50_fapn_vs_fpn_cpu_train_512x1024_2threads_nommap.json"
+    --cpu-malloc reuse \
+    --json "$OUT/pointrend_r50_fapn_vs_fpn_cpu_train_512x1024_2threads_reuse.json"
 
 "$PY" - "$OUT" <<'EOF'
 import json, os.path as osp, sys
@@ -53,7 +54,8 @@ inf = json.load(open(osp.join(
 mac = inf['ratio']['flops']
 for mode, name in (('inference', 'inference_512x1024_2threads'),
                    ('train', 'train_512x1024_2threads'),
-                   ('train, no mmap', 'train_512x1024_2threads_nommap')):
+                   ('train, --cpu-malloc reuse',
+                    'train_512x1024_2threads_reuse')):
     d = json.load(open(osp.join(
         out, f'pointrend_r50_fapn_vs_fpn_cpu_{name}.json')))
     lat = d['ratio']['latency']
