@@ -74,8 +74,8 @@ def configure_cpu_malloc(env_cfg: Dict, device: str) -> Optional[str]:
     if why_not is not None:
         return f"cpu_malloc='reuse' not applied: {why_not}"
     return ("cpu_malloc='reuse': glibc malloc keeps freed memory for reuse "
-            "(M_MMAP_MAX=0, trim threshold 1 GiB; resident memory stays "
-            "at its peak); env_cfg.cpu_malloc='default' leaves it alone")
+            "(M_MMAP_MAX=0, no trimming; resident memory stays at its "
+            "peak); env_cfg.cpu_malloc='default' leaves it alone")
 
 
 @RUNNERS.register_module()

@@ -6,8 +6,8 @@ of its heap when much of it is free.  A CPU training step allocates many
 tensors that large (a 256-channel map at stride 4 of a 512x1024 image is
 exactly 32 MiB) and frees them before the next step, so every step the
 kernel page-faults and zeroes them again on first touch.
-:func:`keep_freed_memory` turns both off (``M_MMAP_MAX = 0``, trim
-threshold 1 GiB): freed blocks stay in the heap and the next step reuses
+:func:`keep_freed_memory` turns both off (``M_MMAP_MAX = 0``,
+``M_TRIM_THRESHOLD = -1``): freed blocks stay in the heap and the next step reuses
 them.  The price is that the process's resident size stays at its peak
 instead of shrinking between steps, as with a GPU's caching allocator.
 What it changes was measured on FaPN and FPN: docs/speed.md.
@@ -21,8 +21,8 @@ from typing import Dict, Optional
 # mallopt parameters (glibc's malloc.h)
 M_TRIM_THRESHOLD = -1
 M_MMAP_MAX = -4
-# mallopt takes an int: the largest power of two below 2**31 - 1 bytes
-TRIM_THRESHOLD = 1 << 30
+# mallopt(3): a trim threshold of -1 disables trimming completely
+TRIM_THRESHOLD = -1
 _OTHER_MALLOCS = ('jemalloc', 'tcmalloc', 'mimalloc')
 
 _kept = False
@@ -65,7 +65,7 @@ def glibc_settings_in_environment() -> Dict[str, str]:
 
 def keep_freed_memory() -> Optional[str]:
     """Tell glibc's malloc to keep freed memory for reuse (no ``mmap``, no
-    trimming below 1 GiB of free heap top); idempotent.
+    trimming of the heap); idempotent.
 
     Does nothing where glibc's malloc does not serve the process or where
     the environment already sets glibc malloc options (the user's choice
