@@ -19,12 +19,11 @@ in code still gets it here.
 On CPU the runner also asks glibc's malloc to keep freed memory for reuse
 (:func:`mmfapn.utils.malloc.keep_freed_memory`): a CPU training step
 otherwise page-faults its large tensors afresh every step (what that
-costs: docs/speed.md).  The
-choice is ``env_cfg.cpu_malloc``: ``'reuse'`` (the default) or
-``'default'`` (glibc's own settings); without that key the environment
-variable ``MMFAPN_CPU_MALLOC`` (same values) decides.  Runs on a GPU, and
-processes whose environment sets glibc malloc options or preloads another
-malloc, are left alone.  The runner logs what it did.
+costs: docs/speed.md).  The choice is ``env_cfg.cpu_malloc``: ``'reuse'``
+(the default) or ``'default'`` (glibc's own settings); without that key
+the environment variable ``MMFAPN_CPU_MALLOC`` (same values) decides.
+Runs on a GPU, and processes whose environment sets glibc malloc options
+or preloads another malloc, are left alone.  The runner logs what it did.
 """
 import os
 from typing import Dict, Optional

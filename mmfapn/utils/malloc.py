@@ -7,9 +7,10 @@ tensors that large (a 256-channel map at stride 4 of a 512x1024 image is
 exactly 32 MiB) and frees them before the next step, so every step the
 kernel page-faults and zeroes them again on first touch.
 :func:`keep_freed_memory` turns both off (``M_MMAP_MAX = 0``,
-``M_TRIM_THRESHOLD = -1``): freed blocks stay in the heap and the next step reuses
-them.  The price is that the process's resident size stays at its peak
-instead of shrinking between steps, as with a GPU's caching allocator.
+``M_TRIM_THRESHOLD = -1``): freed blocks stay in the heap and the next
+step reuses them.  The price is that the process's resident size stays
+at its peak instead of shrinking between steps, as with a GPU's caching
+allocator.
 What it changes was measured on FaPN and FPN: docs/speed.md.
 """
 import ctypes
@@ -68,9 +69,10 @@ def keep_freed_memory() -> Optional[str]:
     trimming of the heap); idempotent.
 
     Does nothing where glibc's malloc does not serve the process or where
-    the environment already sets glibc malloc options (the user's choice
-    stands).  Returns None when the setting is in effect (now or from an
-    earlier call), else why it was not applied.
+    the environment already sets glibc malloc options (``MALLOC_*``, or
+    ``glibc.malloc.*`` in ``GLIBC_TUNABLES``: the user's choice stands).
+    Returns None when the setting is in effect (now or from an earlier
+    call), else why it was not applied.
     """
     global _kept
     if _kept:
@@ -78,8 +80,13 @@ def keep_freed_memory() -> Optional[str]:
     served_by = allocator()
     if not str(served_by['name']).startswith('glibc'):
         return f"malloc is {served_by['name']}, not glibc's: left as it is"
-    if served_by['malloc_settings']:
-        names = ', '.join(sorted(served_by['malloc_settings']))
+    user = {
+        k: v
+        for k, v in served_by['malloc_settings'].items()
+        if k != 'GLIBC_TUNABLES' or 'glibc.malloc.' in v
+    }
+    if user:
+        names = ', '.join(sorted(user))
         return f'glibc malloc options set in the environment ({names}): ' \
                'left as they are'
     try:

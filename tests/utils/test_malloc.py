@@ -75,3 +75,12 @@ def test_user_glibc_options_are_left_alone():
     assert result['allocator']['freed_memory_kept'] is False
     assert result['allocator']['malloc_settings'] == {'MALLOC_ARENA_MAX': '2'}
     assert min(result['faults']) > 8000  # glibc's defaults still apply
+
+
+def test_other_glibc_tunables_do_not_count():
+    result = _run('keep', GLIBC_TUNABLES='glibc.rtld.optional_static_tls=1024')
+    assert result['why_not'] is None
+    assert max(result['faults']) < 100
+    result = _run('keep', GLIBC_TUNABLES='glibc.malloc.arena_max=2')
+    assert result['why_not'].startswith('glibc malloc options set in the '
+                                        'environment (GLIBC_TUNABLES)')
