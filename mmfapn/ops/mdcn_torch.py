@@ -11,6 +11,20 @@ PyTorch's vectorised ``grid_sample`` and BLAS, which on CPU is much faster
 than mmcv's CPU kernel, and it exports to ONNX with standard operators only
 (``GridSample``, ``MatMul``, ...).
 
+The gather forward (CPU, layers of at least ``GATHER_MIN_POSITIONS``
+sampling positions: FaPN's levels down to about 1/16 of a 512x1024 image).
+``grid_sample`` spends about as long as the matrix product there, and uses
+one thread per image and group.  Instead the input is copied once per call
+into a zero-padded channels-last table (a row per pixel and group, C/dg
+channels); each chunk computes its positions in pixel units (as mmcv, one
+rounding), the four neighbours' table rows and their bilinear weights times
+the mask, and one ``embedding_bag`` (sum mode, parallel over all positions)
+sums them into the columns, a row per output pixel.  Smaller layers keep
+``grid_sample``, cheaper per call there (measured: docs/speed.md).  The
+gather clamps positions to two pixels around the image, where every
+neighbour is a zero of the table: a position outside, infinite or NaN reads
+zeros, as in mmcv (``grid_sample`` gives NaN for NaN offsets).
+
 Memory bound.  A dense im2col of the layer holds ``N * C_in * kh * kw *
 H_out * W_out`` elements (mmcv's kernels allocate such a column buffer per
 image).  Here the columns are built in chunks of at most ``chunk_numel``
@@ -47,7 +61,13 @@ sampled, when rows are split).  Extra memory on top
 of inputs, outputs and gradients, in elements:
 
     forward:  chunk_numel + grid and mask of the chunk (3 / C_per_group
-              of it)
+              of it);
+              gather: the table (the input times (H + 4)(W + 4) / HW), a
+              copy of the offsets and the mask, and at most 4/3 *
+              chunk_numel for the chunk's columns and its index and
+              weight temporaries (the chunk budgets max(C_per_group, 24)
+              elements per position, the columns take C_per_group and
+              the temporaries at most 12)
     backward: 3 * chunk_numel + 2 * r * (input of the chunk's images
               and groups) + grid, mask and position temporaries of the
               chunk (about 6 / C_per_group of it),
@@ -107,6 +127,12 @@ MIN_CHUNK_NUMEL = 1 << 20
 MAX_CHUNK_BYTES = 16 << 20
 # The backward's cap: a speed matter (see the module docstring).
 MAX_BACKWARD_CHUNK_BYTES = 4 << 20
+
+# CPU forwards of layers with at least this many sampling positions
+# (images x deform groups x taps x output pixels) gather the columns with
+# embedding_bag; smaller ones use grid_sample, which costs less per call
+# there (measured: docs/speed.md).
+GATHER_MIN_POSITIONS = 1 << 16
 
 # Opt-in: the three matrix products of the layer in bfloat16 on CPU
 # (float32 accumulation inside, bfloat16 results added to float32), for
@@ -430,6 +456,181 @@ class _ChunkView:
         self.cols_shape = (self.nb, self.gb * cpg * taps, self.rows * wo)
 
 
+# The gather forward (CPU): the input as a table of rows (one pixel of one
+# group: C/dg channels), zero-padded by this many pixels on every side so
+# that every bilinear neighbour of a clamped cell is a row of the table.
+_GATHER_PAD = 2
+# Index and weight temporaries per sampled position, in elements: a chunk
+# budgets at least this many per position (see _forward_gather).
+_GATHER_PREP = 24
+
+
+def _gather_table(input: Tensor, dg: int) -> Tensor:
+    """(N * dg * (H + 4) * (W + 4), C/dg): the input channels-last per
+    group, zero-padded by ``_GATHER_PAD`` pixels; row ``((b * dg + g) * Hp
+    + y + 2) * Wp + x + 2`` holds pixel (y, x) of group g of image b."""
+    n, c, h, w = input.shape
+    p = _GATHER_PAD
+    table = input.new_zeros(n, dg, h + 2 * p, w + 2 * p, c // dg)
+    table[:, :, p:p + h, p:p + w].copy_(
+        input.view(n, dg, c // dg, h, w).permute(0, 1, 3, 4, 2))
+    return table.view(-1, c // dg)
+
+
+@functools.lru_cache(maxsize=16)
+def _gather_base(kernel: _Pair, stride: _Pair, padding: _Pair,
+                 dilation: _Pair, rows: int, wo: int, nb: int, gb: int,
+                 in_size: _Pair, dg: int, dtype,
+                 device) -> Tuple[Tensor, Tensor, Tensor]:
+    """Constants of :func:`_gather_columns` for chunks of ``rows`` output
+    rows (from row 0), ``nb`` images and ``gb`` groups, in the layout of
+    its positions (images, rows, W_out, groups, taps): the integer part of
+    mmcv's sampling position, ``y * s - p + i * d`` (rows, W_out, gb,
+    taps) and ``x * s - p + j * d`` (1, W_out, gb, taps), and the table
+    row of pixel (0, 0) of each image and group relative to the chunk's
+    first (nb, 1, W_out, gb, taps), expanded so that every operator on
+    them runs over long contiguous rows (read only)."""
+    base_y, base_x = _taps_base(kernel, stride, padding, dilation, (0, rows),
+                                wo, dtype, device)
+    taps = kernel[0] * kernel[1]
+    y = base_y.permute(1, 2, 0).unsqueeze(2).expand(rows, wo, gb, taps)
+    x = base_x.permute(1, 2, 0).unsqueeze(2).expand(1, wo, gb, taps)
+    p = _GATHER_PAD
+    hp, wp = in_size[0] + 2 * p, in_size[1] + 2 * p
+    image_group = torch.arange(nb, device=device).view(nb, 1) * dg + \
+        torch.arange(gb, device=device)
+    first = ((image_group * hp + p) * wp + p).view(nb, 1, 1, gb, 1)
+    return (y.contiguous(), x.contiguous(),
+            first.to(torch.int32).expand(nb, 1, wo, gb, taps).contiguous())
+
+
+def _index_dtype(rows: int) -> torch.dtype:
+    return torch.int32 if rows < 2**31 else torch.int64
+
+
+def _gather_columns(table: Tensor, off_t: Tensor, mask_t: Tensor, geom,
+                    in_size: _Pair, ck: _Chunk) -> Tensor:
+    """Masked columns of a chunk, (nb, rows * W_out, gb * taps * C/dg), a
+    row per output position, columns ordered (group, tap, channel).
+
+    ``off_t``: the offsets as (2, N, H_out, W_out, dg, taps) (y, x planes),
+    ``mask_t``: the mask as (N, H_out, W_out, dg, taps).  Each position is
+    computed in pixel units as mmcv does (``y * s - p + i * d + offset``,
+    one rounding) and clamped to [-2, H] x [-2, W] (a position outside
+    then has all four neighbours in the zero border; NaN reads zeros, as
+    in mmcv); one ``embedding_bag`` sums the four neighbouring rows of the
+    table weighted by the bilinear weights times the mask.
+    """
+    kernel, stride, padding, dilation, dg = geom
+    h, w = in_size
+    nb, gb, rows = ck.b1 - ck.b0, ck.g1 - ck.g0, ck.r1 - ck.r0
+    wo = off_t.shape[3]
+    dtype, device = off_t.dtype, off_t.device
+    p = _GATHER_PAD
+    wp = w + 2 * p
+    base_y, base_x, first_row = _gather_base(kernel, stride, padding,
+                                             dilation, rows, wo, nb, gb,
+                                             in_size, dg, dtype, device)
+    sl = (slice(ck.b0, ck.b1), slice(ck.r0, ck.r1), slice(None),
+          slice(ck.g0, ck.g1))
+    planes = []
+    for axis, base, shift, size in ((0, base_y, ck.r0 * stride[0], h),
+                                    (1, base_x, 0, w)):
+        pos = torch.add(base, shift) if shift else base
+        pos = torch.add(off_t[axis][sl], pos)
+        pos.nan_to_num_(-p).clamp_(-p, size)
+        cell = pos.floor()
+        planes.append((cell, pos.sub_(cell)))
+    (cell_y, fy), (cell_x, fx) = planes
+    itype = _index_dtype(table.shape[0])
+    # table row of the cell's top-left neighbour
+    first = cell_x.to(itype).add_(cell_y.to(itype), alpha=wp)
+    first += first_row
+    first += (ck.b0 * dg + ck.g0) * (h + 2 * p) * wp
+    del cell_y, cell_x, planes
+    index = first.new_empty(*first.shape, 4)
+    for k, step in enumerate((0, 1, wp, wp + 1)):
+        torch.add(first, step, out=index[..., k])
+    del first
+    m = mask_t[sl]
+    wy1 = fy.mul_(m)
+    wy0 = torch.sub(m, wy1)
+    wx0 = torch.sub(1, fx)
+    weights = index.new_empty(index.shape, dtype=dtype)
+    for k, (a, b) in enumerate(((wy0, wx0), (wy0, fx), (wy1, wx0),
+                                (wy1, fx))):
+        torch.mul(a, b, out=weights[..., k])
+    del wy0, wy1, wx0, fx, m
+    cols = F.embedding_bag(
+        index.view(-1, 4), table, per_sample_weights=weights.view(-1, 4),
+        mode='sum')
+    return cols.view(nb, rows * wo, -1)
+
+
+def _forward_gather(input: Tensor, offset: Tensor, mask: Tensor,
+                    weight: Tensor, bias: Optional[Tensor], geom,
+                    out_size: _Pair, chunk_numel: int) -> Tensor:
+    """:func:`_forward` on CPU with :func:`_gather_columns` instead of
+    ``grid_sample``: the same chunks (budgeting the index temporaries),
+    the same matrix products on the transposed columns."""
+    kernel, stride, padding, dilation, dg = geom
+    n, c, h, w = input.shape
+    c_out = weight.shape[0]
+    ho, wo = out_size
+    taps = kernel[0] * kernel[1]
+    cpg = c // dg
+    unit_row = max(cpg, _GATHER_PREP) * taps * wo
+    chunks = list(_chunks(n, dg, ho, unit_row, chunk_numel))
+    once = all(ck.g1 - ck.g0 == dg for ck in chunks)
+    if once:
+        out = input.new_empty(n, c_out, ho, wo)
+    else:
+        out = input.new_zeros(n, c_out, ho, wo)
+        if bias is not None:
+            out += bias.view(1, c_out, 1, 1)
+    bias_col = None if bias is None else bias.view(c_out, 1)
+    table = _gather_table(input, dg)
+    # the positions' layout (see _gather_columns): one transposing copy
+    # each per call
+    off_t = offset.view(n, dg, taps, 2, ho, wo).permute(3, 0, 4, 5, 1,
+                                                        2).contiguous()
+    mask_t = mask.view(n, dg, taps, ho, wo).permute(0, 3, 4, 1,
+                                                    2).contiguous()
+    # columns ordered (group, tap, channel), as the gathered columns
+    weight_gtc = weight.view(c_out, dg, cpg, taps).transpose(2, 3).reshape(
+        c_out, dg * taps * cpg)
+    low = cpu_gemm_dtype(input)
+    if low is not None:
+        weight_gtc = weight_gtc.to(low)
+        cols_low = input.new_empty(
+            max(_numel(ck, cpg * taps * wo) for ck in chunks), dtype=low)
+    for ck in chunks:
+        cols = _gather_columns(table, off_t, mask_t, geom, (h, w), ck)
+        wb = weight_gtc[:, ck.g0 * taps * cpg:ck.g1 * taps * cpg]
+        if low is not None:
+            cols = cols_low[:cols.numel()].view(cols.shape).copy_(cols)
+        for b in range(ck.b1 - ck.b0):
+            block = _out_block(out, ck, b)
+            cols_t = cols[b].t()
+            if low is not None:
+                product = torch.mm(wb, cols_t)
+                if not once:
+                    block.add_(product)
+                elif bias_col is None:
+                    block.copy_(product)
+                else:
+                    torch.add(bias_col, product, out=block)
+            elif not once:
+                block.addmm_(wb, cols_t)
+            elif bias_col is None:
+                block.addmm_(wb, cols_t, beta=0)
+            else:
+                block.copy_(bias_col.expand_as(block))
+                block.addmm_(wb, cols_t)
+        del cols  # before the next chunk allocates (see _forward)
+    return out
+
+
 def _out_block(out: Tensor, ck: _Chunk, b: int) -> Tensor:
     """(C_out, rows * W_out) view of ``out`` for image b0 + b of the chunk."""
     c_out, ho, wo = out.shape[1:]
@@ -439,6 +640,23 @@ def _out_block(out: Tensor, ck: _Chunk, b: int) -> Tensor:
 def _forward(input: Tensor, offset: Tensor, mask: Tensor, weight: Tensor,
              bias: Optional[Tensor], geom, out_size: _Pair,
              chunk_numel: int) -> Tensor:
+    """The layer's output: :func:`_forward_gather` on CPU for layers of at
+    least ``GATHER_MIN_POSITIONS`` sampling positions, else
+    :func:`_forward_grid`."""
+    kernel, dg = geom[0], geom[4]
+    positions = input.shape[0] * dg * kernel[0] * kernel[1] * \
+        out_size[0] * out_size[1]
+    if input.device.type == 'cpu' and positions >= GATHER_MIN_POSITIONS:
+        return _forward_gather(input, offset, mask, weight, bias, geom,
+                               out_size, chunk_numel)
+    return _forward_grid(input, offset, mask, weight, bias, geom, out_size,
+                         chunk_numel)
+
+
+def _forward_grid(input: Tensor, offset: Tensor, mask: Tensor,
+                  weight: Tensor, bias: Optional[Tensor], geom,
+                  out_size: _Pair, chunk_numel: int) -> Tensor:
+    """The forward with ``grid_sample`` (any device)."""
     kernel, stride, padding, dilation, dg = geom
     n, c = input.shape[:2]
     c_out = weight.shape[0]
@@ -683,5 +901,6 @@ def modulated_deform_conv2d_torch(input: Tensor,
 __all__: List[str] = [
     'modulated_deform_conv2d_torch', 'im2col_numel', 'default_chunk_numel',
     'backward_chunk_numel', 'cpu_gemm_dtype', 'ENV_CPU_GEMM',
-    'MIN_CHUNK_NUMEL', 'MAX_CHUNK_BYTES', 'MAX_BACKWARD_CHUNK_BYTES'
+    'MIN_CHUNK_NUMEL', 'MAX_CHUNK_BYTES', 'MAX_BACKWARD_CHUNK_BYTES',
+    'GATHER_MIN_POSITIONS'
 ]
