@@ -795,6 +795,9 @@ def _backward(grad_out: Tensor, input: Tensor, offset: Tensor, mask: Tensor,
             x_pad = None  # free the previous block's copy first
             x_pad = v.x if (hp, wp) == (h, w) else F.pad(
                 v.x, (0, wp - w, 0, hp - h))
+            # channels-last: PyTorch's CPU grid_sample backward runs
+            # 5-15% faster on FaPN's P2-P4 layers (measured: speed.md)
+            x_pad = x_pad.contiguous(memory_format=torch.channels_last)
             x_pad_key = key
         # the band of input rows this chunk samples (all rows unless the
         # rows are split)
