@@ -5,7 +5,8 @@ against a dense 3x3 conv of the same shape, interleaved in one process.
         [--levels P2 P3 P4] [--channels 256] [--deform-groups 8]
         [--impls torch mmcv dense [torchvision]] [--modes fwd fwdbwd]
         [--repeat 5] [--max-case-seconds 60] [--device cpu|cuda]
-        [--threads N [N ...]] [--dtype float32] [--json PATH]
+        [--threads N [N ...]] [--dtype float32]
+        [--baseline-kernel OLD_mdcn_torch.py] [--json PATH]
 
 The layer shapes are FaPN's: the FAM's deformable conv at level Pi of an
 input image HxW runs on a (1, C, H / 2**i, W / 2**i) map, 3x3, stride 1,
@@ -32,6 +33,15 @@ under ``torch.no_grad()``; ``fwdbwd`` is forward plus backward to input,
 offset, mask, weight and bias.  ``--threads 1 2`` runs everything at each
 thread count.
 
+Another kernel.  ``--baseline-kernel PATH`` loads another version of
+``mmfapn/ops/mdcn_torch.py`` (e.g. ``git show REV:mmfapn/ops/mdcn_torch.py
+> old.py``) as its own module and adds the implementation ``baseline``: the
+PyTorch path with that file's forward and backward swapped in (the same
+custom op, validation and chunk size), timed in the same rounds, with the
+ratios ``torch / baseline`` and ``baseline / dense``.  On a host whose
+speed drifts this is the way to compare two kernels: each round times
+both.
+
 bfloat16 products.  With ``MMFAPN_DCN_CPU_GEMM=bfloat16`` in the
 environment the PyTorch path runs its matrix products in bfloat16 on CPU
 (see :func:`mmfapn.ops.mdcn_torch.cpu_gemm_dtype`); the report records it
@@ -56,6 +66,8 @@ The figures are printed as a table with the ratios, and written to
 after (timings taken on a shared machine are only as good as its load).
 """
 import argparse
+import contextlib
+import importlib.util
 import json
 import os
 import statistics
@@ -65,7 +77,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import torch
 import torch.nn.functional as F
 
-from mmfapn.ops import mmcv_ops_available, modulated_deform_conv2d
+from mmfapn.ops import mdcn_torch, mmcv_ops_available, modulated_deform_conv2d
 from mmfapn.ops.mdcn_torch import ENV_CPU_GEMM
 from mmfapn.utils.env import machine_info, proc_status_kib, reset_peak_rss
 from mmfapn.utils.malloc import allocator
@@ -99,8 +111,14 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument('--dtype', default='float32',
                         choices=('float32', 'float64', 'float16',
                                  'bfloat16'))
+    parser.add_argument('--baseline-kernel', metavar='PATH',
+                        help='another mdcn_torch.py, timed as impl '
+                        '"baseline" (see the module docstring)')
     parser.add_argument('--json', help='write the figures here')
     args = parser.parse_args(argv)
+    if args.baseline_kernel and not os.path.isfile(args.baseline_kernel):
+        parser.error('--baseline-kernel: no such file: '
+                     f'{args.baseline_kernel!r}')
     sizes = []
     for text in args.inputs:
         try:
@@ -126,7 +144,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 class Case:
     """Inputs of one layer shape and the callables that run it."""
 
-    def __init__(self, n, c, h, w, dg, device, dtype):
+    def __init__(self, n, c, h, w, dg, device, dtype, baseline=None):
         g = torch.Generator().manual_seed(0)
         self.shape = (n, c, h, w)
         self.x = torch.randn(n, c, h, w, generator=g).to(device, dtype)
@@ -139,6 +157,7 @@ class Case:
         self.bias = torch.zeros(c).to(device, dtype)
         self.dg = dg
         self.device = torch.device(device)
+        self.baseline = baseline
 
     def leaves(self, dense: bool) -> List[torch.Tensor]:
         ts = [self.x, self.weight, self.bias] if dense else [
@@ -157,8 +176,10 @@ class Case:
             if impl == 'torchvision':
                 from torchvision.ops import deform_conv2d
                 return deform_conv2d(x, off, w, b, padding=1, mask=m)
-            return modulated_deform_conv2d(x, off, m, w, b, 1, 1, 1,
-                                           self.dg, impl=impl)
+            with _kernel(self.baseline if impl == 'baseline' else None):
+                return modulated_deform_conv2d(
+                    x, off, m, w, b, 1, 1, 1, self.dg,
+                    impl='torch' if impl == 'baseline' else impl)
 
         if mode == 'fwd':
             ts = [t.detach() for t in self.leaves(dense)]
@@ -171,7 +192,8 @@ class Case:
 
             def run():
                 out = call(ts)
-                out.backward(torch.ones_like(out))
+                with _kernel(self.baseline if impl == 'baseline' else None):
+                    out.backward(torch.ones_like(out))
                 for t in ts:
                     t.grad = None
         return run
@@ -179,6 +201,31 @@ class Case:
     def sync(self):
         if self.device.type == 'cuda':
             torch.cuda.synchronize(self.device)
+
+
+def load_kernel(path: str):
+    """Another ``mdcn_torch.py`` as a module of its own."""
+    spec = importlib.util.spec_from_file_location('mmfapn_baseline_kernel',
+                                                  path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@contextlib.contextmanager
+def _kernel(module):
+    """Run the PyTorch path with ``module``'s forward and backward (the
+    custom op looks them up in :mod:`mmfapn.ops.mdcn_torch` per call)."""
+    if module is None:
+        yield
+        return
+    saved = mdcn_torch._forward, mdcn_torch._backward
+    mdcn_torch._forward, mdcn_torch._backward = (module._forward,
+                                                 module._backward)
+    try:
+        yield
+    finally:
+        mdcn_torch._forward, mdcn_torch._backward = saved
 
 
 def _once(case: Case, run: Callable[[], None]):
@@ -273,6 +320,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             print(f"torchvision cannot be imported ({e}): skipping impl "
                   "'torchvision'")
             impls.remove('torchvision')
+    baseline = None
+    if args.baseline_kernel:
+        baseline = load_kernel(args.baseline_kernel)
+        impls.append('baseline')
     thread_counts = args.threads or [torch.get_num_threads()]
     # the torch path's matrix products: float32, or bfloat16 where
     # MMFAPN_DCN_CPU_GEMM=bfloat16 asks for it (CPU, float32 inputs)
@@ -299,7 +350,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 s = LEVELS[level]
                 h, w = ih // s, iw // s
                 case = Case(args.batch, args.channels, h, w,
-                            args.deform_groups, args.device, dtype)
+                            args.deform_groups, args.device, dtype,
+                            baseline)
                 im2col = args.batch * args.channels * 9 * h * w * \
                     torch.finfo(dtype).bits // 8 / 2**20
                 for mode in args.modes:
@@ -324,7 +376,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     texts = []
                     for num, den in (('mmcv', 'torch'),
                                      ('torchvision', 'torch'),
-                                     ('torch', 'dense')):
+                                     ('torch', 'dense'),
+                                     ('torch', 'baseline'),
+                                     ('baseline', 'dense')):
                         r = _ratio(figs, num, den)
                         if r is None:
                             continue

@@ -508,13 +508,13 @@ def _index_dtype(rows: int) -> torch.dtype:
     return torch.int32 if rows < 2**31 else torch.int64
 
 
-def _gather_columns(table: Tensor, off_t: Tensor, mask_t: Tensor, geom,
+def _gather_columns(table: Tensor, offset: Tensor, mask: Tensor, geom,
                     in_size: _Pair, ck: _Chunk) -> Tensor:
     """Masked columns of a chunk, (nb, rows * W_out, gb * taps * C/dg), a
     row per output position, columns ordered (group, tap, channel).
 
-    ``off_t``: the offsets as (2, N, H_out, W_out, dg, taps) (y, x planes),
-    ``mask_t``: the mask as (N, H_out, W_out, dg, taps).  Each position is
+    The chunk's offsets and mask are copied into that layout first (y
+    and x planes, (images, rows, W_out, groups, taps)).  Each position is
     computed in pixel units as mmcv does (``y * s - p + i * d + offset``,
     one rounding) and clamped to [-2, H] x [-2, W] (a position outside
     then has all four neighbours in the zero border; NaN reads zeros, as
@@ -524,20 +524,26 @@ def _gather_columns(table: Tensor, off_t: Tensor, mask_t: Tensor, geom,
     kernel, stride, padding, dilation, dg = geom
     h, w = in_size
     nb, gb, rows = ck.b1 - ck.b0, ck.g1 - ck.g0, ck.r1 - ck.r0
-    wo = off_t.shape[3]
-    dtype, device = off_t.dtype, off_t.device
+    n, ho, wo = offset.shape[0], offset.shape[2], offset.shape[3]
+    taps = kernel[0] * kernel[1]
+    dtype, device = offset.dtype, offset.device
     p = _GATHER_PAD
     wp = w + 2 * p
     base_y, base_x, first_row = _gather_base(kernel, stride, padding,
                                              dilation, rows, wo, nb, gb,
                                              in_size, dg, dtype, device)
-    sl = (slice(ck.b0, ck.b1), slice(ck.r0, ck.r1), slice(None),
-          slice(ck.g0, ck.g1))
+    sl = (slice(ck.b0, ck.b1), slice(ck.g0, ck.g1), slice(None))
+    rows_sl = slice(ck.r0, ck.r1)
+    off = offset.view(n, dg, taps, 2, ho, wo)[sl + (slice(None), rows_sl)]
+    off = off.permute(3, 0, 4, 5, 1, 2)
     planes = []
     for axis, base, shift, size in ((0, base_y, ck.r0 * stride[0], h),
                                     (1, base_x, 0, w)):
-        pos = torch.add(base, shift) if shift else base
-        pos = torch.add(off_t[axis][sl], pos)
+        # (integer part + shift, exact) + offset: one rounding, as mmcv;
+        # the chunk's offsets transposed into a new tensor (never into the
+        # caller's, which the backward reads)
+        pos = off[axis].clone(memory_format=torch.contiguous_format)
+        pos.add_(torch.add(base, shift) if shift else base)
         pos.nan_to_num_(-p).clamp_(-p, size)
         cell = pos.floor()
         planes.append((cell, pos.sub_(cell)))
@@ -552,7 +558,8 @@ def _gather_columns(table: Tensor, off_t: Tensor, mask_t: Tensor, geom,
     for k, step in enumerate((0, 1, wp, wp + 1)):
         torch.add(first, step, out=index[..., k])
     del first
-    m = mask_t[sl]
+    m = mask.view(n, dg, taps, ho, wo)[sl + (rows_sl, )].permute(
+        0, 3, 4, 1, 2).contiguous()
     wy1 = fy.mul_(m)
     wy0 = torch.sub(m, wy1)
     wx0 = torch.sub(1, fx)
@@ -590,12 +597,6 @@ def _forward_gather(input: Tensor, offset: Tensor, mask: Tensor,
             out += bias.view(1, c_out, 1, 1)
     bias_col = None if bias is None else bias.view(c_out, 1)
     table = _gather_table(input, dg)
-    # the positions' layout (see _gather_columns): one transposing copy
-    # each per call
-    off_t = offset.view(n, dg, taps, 2, ho, wo).permute(3, 0, 4, 5, 1,
-                                                        2).contiguous()
-    mask_t = mask.view(n, dg, taps, ho, wo).permute(0, 3, 4, 1,
-                                                    2).contiguous()
     # columns ordered (group, tap, channel), as the gathered columns
     weight_gtc = weight.view(c_out, dg, cpg, taps).transpose(2, 3).reshape(
         c_out, dg * taps * cpg)
@@ -605,7 +606,7 @@ def _forward_gather(input: Tensor, offset: Tensor, mask: Tensor,
         cols_low = input.new_empty(
             max(_numel(ck, cpg * taps * wo) for ck in chunks), dtype=low)
     for ck in chunks:
-        cols = _gather_columns(table, off_t, mask_t, geom, (h, w), ck)
+        cols = _gather_columns(table, offset, mask, geom, (h, w), ck)
         wb = weight_gtc[:, ck.g0 * taps * cpg:ck.g1 * taps * cpg]
         if low is not None:
             cols = cols_low[:cols.numel()].view(cols.shape).copy_(cols)

@@ -70,3 +70,48 @@ def test_command_line_writes_json(tmp_path):
     result = json.loads(out.read_text())
     assert {c['impl'] for c in result['cases']} == {'torch', 'dense'}
     assert result['machine']['cores'] >= 1
+
+
+def test_baseline_kernel_is_timed_in_the_same_rounds(bench, tmp_path,
+                                                     capsys, monkeypatch):
+    """``--baseline-kernel`` times another mdcn_torch.py (here a copy of
+    this one, made to count its calls) as impl 'baseline', and restores
+    the PyTorch path's own kernel after each call."""
+    from mmfapn.ops import mdcn_torch
+    src = open(mdcn_torch.__file__).read()
+    copy = tmp_path / 'old_mdcn_torch.py'
+    copy.write_text(src + '\nCALLS = []\n_real_forward = _forward\n\n\n'
+                    'def _forward(*args, **kwargs):\n'
+                    '    CALLS.append(1)\n'
+                    '    return _real_forward(*args, **kwargs)\n')
+    loaded = []
+    real_load = bench.load_kernel
+
+    def load(path):
+        loaded.append(real_load(path))
+        return loaded[-1]
+
+    monkeypatch.setattr(bench, 'load_kernel', load)
+    own = mdcn_torch._forward, mdcn_torch._backward
+    out = tmp_path / 'b.json'
+    assert bench.main([
+        '--inputs', '32x32', '--levels', 'P3', '--channels', '16',
+        '--impls', 'torch', 'dense', '--repeat', '2',
+        '--baseline-kernel', str(copy), '--json', str(out)
+    ]) == 0
+    assert (mdcn_torch._forward, mdcn_torch._backward) == own
+    # warm-up + 2 rounds, forward and forward+backward
+    assert len(loaded[0].CALLS) == 6
+    result = json.loads(out.read_text())
+    assert {c['impl'] for c in result['cases']} == {'torch', 'dense',
+                                                    'baseline'}
+    assert {r['of'] for r in result['ratios']} == {
+        'torch/dense', 'torch/baseline', 'baseline/dense'}
+    assert capsys.readouterr().out.count('torch/baseline') == 2
+
+
+def test_missing_baseline_kernel_is_one_error(bench, capsys):
+    with pytest.raises(SystemExit):
+        bench.parse_args(['--baseline-kernel', '/no/such/mdcn_torch.py'])
+    assert "no such file: '/no/such/mdcn_torch.py'" in \
+        capsys.readouterr().err
