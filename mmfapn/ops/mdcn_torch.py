@@ -62,12 +62,12 @@ of inputs, outputs and gradients, in elements:
 
     forward:  chunk_numel + grid and mask of the chunk (3 / C_per_group
               of it);
-              gather: the table (the input times (H + 4)(W + 4) / HW), a
-              copy of the offsets and the mask, and at most 4/3 *
-              chunk_numel for the chunk's columns and its index and
-              weight temporaries (the chunk budgets max(C_per_group, 24)
-              elements per position, the columns take C_per_group and
-              the temporaries at most 12)
+              gather: the table (the input times (H + 4)(W + 4) / HW)
+              and at most 4/3 * chunk_numel for the chunk's columns and
+              temporaries (the chunk budgets max(C_per_group, 24)
+              elements per position; the columns take C_per_group, the
+              positions, indices and weights at most 13, of which 8
+              live beside the columns)
     backward: 3 * chunk_numel + 2 * r * (input of the chunk's images
               and groups) + grid, mask and position temporaries of the
               chunk (about 6 / C_per_group of it),
