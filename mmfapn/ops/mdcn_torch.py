@@ -589,12 +589,7 @@ def _forward_gather(input: Tensor, offset: Tensor, mask: Tensor,
     unit_row = max(cpg, _GATHER_PREP) * taps * wo
     chunks = list(_chunks(n, dg, ho, unit_row, chunk_numel))
     once = all(ck.g1 - ck.g0 == dg for ck in chunks)
-    if once:
-        out = input.new_empty(n, c_out, ho, wo)
-    else:
-        out = input.new_zeros(n, c_out, ho, wo)
-        if bias is not None:
-            out += bias.view(1, c_out, 1, 1)
+    out = _new_output(input, c_out, out_size, bias, once)
     bias_col = None if bias is None else bias.view(c_out, 1)
     table = _gather_table(input, dg)
     # columns ordered (group, tap, channel), as the gathered columns
@@ -611,23 +606,8 @@ def _forward_gather(input: Tensor, offset: Tensor, mask: Tensor,
         if low is not None:
             cols = cols_low[:cols.numel()].view(cols.shape).copy_(cols)
         for b in range(ck.b1 - ck.b0):
-            block = _out_block(out, ck, b)
-            cols_t = cols[b].t()
-            if low is not None:
-                product = torch.mm(wb, cols_t)
-                if not once:
-                    block.add_(product)
-                elif bias_col is None:
-                    block.copy_(product)
-                else:
-                    torch.add(bias_col, product, out=block)
-            elif not once:
-                block.addmm_(wb, cols_t)
-            elif bias_col is None:
-                block.addmm_(wb, cols_t, beta=0)
-            else:
-                block.copy_(bias_col.expand_as(block))
-                block.addmm_(wb, cols_t)
+            _product_into(_out_block(out, ck, b), wb, cols[b].t(), bias_col,
+                          once, low is not None)
         del cols  # before the next chunk allocates (see _forward)
     return out
 
@@ -636,6 +616,47 @@ def _out_block(out: Tensor, ck: _Chunk, b: int) -> Tensor:
     """(C_out, rows * W_out) view of ``out`` for image b0 + b of the chunk."""
     c_out, ho, wo = out.shape[1:]
     return out[ck.b0 + b].view(c_out, ho * wo)[:, ck.r0 * wo:ck.r1 * wo]
+
+
+def _new_output(input: Tensor, c_out: int, out_size: _Pair,
+                bias: Optional[Tensor], once: bool) -> Tensor:
+    """The forward's output.  Chunks with all groups (``once``) are
+    disjoint blocks of it: each is written once by its matrix product
+    (bias included), no zero fill.  Blocks of groups (very wide maps)
+    accumulate into a zeroed output holding the bias.  A new tensor in
+    every case (``expand(...)`` of the bias for a 1x1 output of one image
+    would be the bias itself)."""
+    n = input.shape[0]
+    if once:
+        return input.new_empty(n, c_out, *out_size)
+    out = input.new_zeros(n, c_out, *out_size)
+    if bias is not None:
+        out += bias.view(1, c_out, 1, 1)
+    return out
+
+
+def _product_into(block: Tensor, weight: Tensor, cols: Tensor,
+                  bias_col: Optional[Tensor], once: bool, low: bool):
+    """``block`` (the output's (C_out, pixels) view) = or += ``weight @
+    cols`` (+ bias when ``once``); ``low``: bfloat16 operands, the product
+    added to the float32 block."""
+    if low:
+        product = torch.mm(weight, cols)
+        if not once:
+            block.add_(product)
+        elif bias_col is None:
+            block.copy_(product)
+        else:
+            torch.add(bias_col, product, out=block)
+    # in place on the strided block: ``out=`` would compute into a
+    # temporary and copy it over
+    elif not once:
+        block.addmm_(weight, cols)
+    elif bias_col is None:
+        block.addmm_(weight, cols, beta=0)
+    else:
+        block.copy_(bias_col.expand_as(block))
+        block.addmm_(weight, cols)
 
 
 def _forward(input: Tensor, offset: Tensor, mask: Tensor, weight: Tensor,
@@ -664,18 +685,8 @@ def _forward_grid(input: Tensor, offset: Tensor, mask: Tensor,
     ho, wo = out_size
     unit_row = (c // dg) * kernel[0] * kernel[1] * wo
     chunks = list(_chunks(n, dg, ho, unit_row, chunk_numel))
-    # Chunks with all groups are disjoint blocks of the output: each is
-    # written once by its matrix product (bias included), no zero fill.
-    # Blocks of groups (very wide maps) accumulate into a zeroed output.
-    # The output is a new tensor in every case (``expand(...)`` of the bias
-    # for a 1x1 output of one image would be the bias itself).
     once = all(ck.g1 - ck.g0 == dg for ck in chunks)
-    if once:
-        out = input.new_empty(n, c_out, ho, wo)
-    else:
-        out = input.new_zeros(n, c_out, ho, wo)
-        if bias is not None:
-            out += bias.view(1, c_out, 1, 1)
+    out = _new_output(input, c_out, out_size, bias, once)
     bias_col = None if bias is None else bias.view(c_out, 1)
     low = cpu_gemm_dtype(input)
     if low is not None:
@@ -689,24 +700,9 @@ def _forward_grid(input: Tensor, offset: Tensor, mask: Tensor,
             w_low = _weight_block(weight_low, dg, ck.g0, ck.g1)
             cols = cols_low[:cols.numel()].view(v.cols_shape).copy_(cols)
         for b in range(v.nb):
-            block = _out_block(out, ck, b)
-            if low is not None:
-                product = torch.mm(w_low, cols[b])
-                if not once:
-                    block.add_(product)
-                elif bias_col is None:
-                    block.copy_(product)
-                else:
-                    torch.add(bias_col, product, out=block)
-            # in place on the strided block: ``out=`` would compute into a
-            # temporary and copy it over
-            elif not once:
-                block.addmm_(v.weight, cols[b])
-            elif bias_col is None:
-                block.addmm_(v.weight, cols[b], beta=0)
-            else:
-                block.copy_(bias_col.expand_as(block))
-                block.addmm_(v.weight, cols[b])
+            _product_into(_out_block(out, ck, b),
+                          v.weight if low is None else w_low, cols[b],
+                          bias_col, once, low is not None)
         # free this chunk's columns, grid and mask before the next chunk
         # allocates its own: the next chunk's blocks then reuse the freed
         # ones in the same order (otherwise its grid can land in the freed
