@@ -108,6 +108,25 @@ def rel_error():
     return relative_error
 
 
+DCN_TENSORS = ('output', 'input', 'offset', 'mask', 'weight', 'bias')
+
+
+def assert_within_scale(got, ref, rel, names=DCN_TENSORS):
+    """Each tensor of ``got`` within ``rel`` of the largest magnitude of
+    its reference (same shape and dtype), named in the message."""
+    for name, a, b in zip(names, got, ref):
+        assert a.shape == b.shape and a.dtype == b.dtype, name
+        err = (a.double() - b.double()).abs().max().item()
+        scale = b.double().abs().max().item()
+        assert err <= rel * scale, (
+            f'{name}: max difference {err:.3g}, largest value {scale:.3g}')
+
+
+@pytest.fixture
+def within_scale():
+    return assert_within_scale
+
+
 # A small FaPN semantic-segmentation config on a toy Cityscapes, for the
 # Runner / tools tests.  Written to a temp dir; inherits mmseg's Semantic
 # FPN config and the shared mmfapn fragment, changing only what the tiny
